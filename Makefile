@@ -1,0 +1,32 @@
+# Concord: `make run` trains the default experiment on an embedded env; `make test` runs the fast tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+
+.PHONY: venv run test test-slow plot clean-results
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+# The default experiment: QMIX on SMAX 3m (SC2-free SMAC), 8 envs stepped as one jax batch.
+RUN_ARGS ?= t_max=300000
+run: venv
+	$(PY) main.py --config=qmix --env-config=smax with env_args.map_name=3m runner=parallel batch_size_run=8 $(RUN_ARGS)
+	@echo "results: results/sacred (configs, metrics), results/tb (tensorboard), results/models (checkpoints)"
+	@echo "curves:  $(PY) plot.py results/sacred --out results/curves.png"
+
+test: venv
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
+
+plot: venv
+	$(PY) plot.py results/sacred --out results/curves.png
+
+clean-results:
+	rm -rf results/sacred results/tb results/models results/runs

@@ -1,0 +1,1 @@
+"""Concord: cooperative multi-agent reinforcement learning in the PyMARL layout."""

@@ -1,0 +1,93 @@
+"""The basic multi-agent controller: one shared agent network, decentralised action selection."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from concord.registry import ACTION_SELECTORS, AGENTS, register_mac
+
+
+@register_mac("basic_mac")
+class BasicMAC:
+    """Builds each agent's input (obs, last action one-hot, agent id one-hot), runs the shared agent, selects actions.
+
+    Rollouts call ``select_actions`` on the envs still running (a per-env hidden state is kept); learners call
+    ``forward_seq`` to unroll whole stored episodes. Controllers that sample agents one after another (BN-DAG)
+    override ``select_actions`` and keep this interface.
+    """
+
+    def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace, device: torch.device) -> None:
+        self.n_agents = env_info["n_agents"]
+        self.n_actions = env_info["n_actions"]
+        self.args = args
+        self.device = device
+        self.input_dim = env_info["obs_shape"] + self.n_actions * args.obs_last_action + self.n_agents * args.obs_agent_id
+        self.agent = AGENTS.get(args.agent)(self.input_dim, self.n_actions, args).to(device)
+        self.selector = ACTION_SELECTORS.get(args.action_selector)(args)
+        self._agent_ids = torch.eye(self.n_agents, device=device)
+        self.hidden = self.agent.init_hidden(0, device)
+
+    # --- inputs -------------------------------------------------------------------------------
+    def build_inputs(self, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
+        """``obs`` (..., n_agents, obs_dim), ``last_actions`` (..., n_agents) int64 (-1: none) -> (..., n_agents, input_dim)."""
+        parts = [obs]
+        if self.args.obs_last_action:
+            onehot = F.one_hot(last_actions.clamp(min=0), self.n_actions).float()  # (..., n_agents, n_actions)
+            parts.append(onehot * (last_actions >= 0).unsqueeze(-1).float())
+        if self.args.obs_agent_id:
+            parts.append(self._agent_ids.expand(*obs.shape[:-2], -1, -1))  # (..., n_agents, n_agents)
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def shifted_actions(actions: torch.Tensor) -> torch.Tensor:
+        """(B, T, n_agents) -> the previous step's actions, -1 at t = 0."""
+        first = torch.full_like(actions[:, :1], -1)
+        return torch.cat([first, actions[:, :-1]], dim=1)
+
+    # --- rollouts -----------------------------------------------------------------------------
+    def init_hidden(self, n_envs: int) -> None:
+        self.hidden = self.agent.init_hidden(n_envs * self.n_agents, self.device).view(n_envs, self.n_agents, -1)
+
+    def reset_hidden(self, env_ids: Sequence[int]) -> None:
+        self.hidden[list(env_ids)] = 0.0
+
+    @torch.no_grad()
+    def select_actions(self, obs: np.ndarray, avail: np.ndarray, last_actions: np.ndarray, env_ids: Sequence[int],
+                       t_env: int, test_mode: bool = False) -> np.ndarray:
+        """Actions (k, n_agents) for the running envs ``env_ids`` from their obs (k, n_agents, obs_dim)."""
+        ids = list(env_ids)
+        inputs = self.build_inputs(torch.from_numpy(obs).to(self.device),
+                                   torch.from_numpy(last_actions).to(self.device).long())  # (k, n_agents, input_dim)
+        k = len(ids)
+        out, h = self.agent(inputs.reshape(k * self.n_agents, 1, -1), self.hidden[ids].reshape(k * self.n_agents, -1))
+        self.hidden[ids] = h[:, -1].reshape(k, self.n_agents, -1)
+        q = out[:, -1].reshape(k, self.n_agents, -1)  # (k, n_agents, n_actions)
+        avail_t = torch.from_numpy(avail).to(self.device)
+        return self.selector.select(q, avail_t, t_env, test_mode).cpu().numpy()
+
+    # --- training -----------------------------------------------------------------------------
+    def forward_seq(self, batch: Mapping[str, torch.Tensor], agent: torch.nn.Module | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unroll stored episodes from t = 0 -> outputs (B, T, n_agents, n_actions), hiddens (B, T, n_agents, hidden)."""
+        agent = agent or self.agent
+        obs = batch["obs"]  # (B, T, n_agents, obs_dim)
+        b, t = obs.shape[:2]
+        inputs = self.build_inputs(obs, self.shifted_actions(batch["actions"]))  # (B, T, n_agents, input_dim)
+        inputs = inputs.permute(0, 2, 1, 3).reshape(b * self.n_agents, t, -1)  # (B*n_agents, T, input_dim)
+        out, h = agent(inputs, agent.init_hidden(b * self.n_agents, self.device))
+        out = out.reshape(b, self.n_agents, t, -1).permute(0, 2, 1, 3)  # (B, T, n_agents, n_actions)
+        h = h.reshape(b, self.n_agents, t, -1).permute(0, 2, 1, 3)  # (B, T, n_agents, hidden)
+        return out, h
+
+    def parameters(self):
+        return self.agent.parameters()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.agent.load_state_dict(state)

@@ -1,0 +1,242 @@
+"""The training loop: collect rounds of episodes, train, test, log, checkpoint; and evaluation of checkpoints."""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from concord.components.episode_buffer import ReplayBuffer, build_scheme
+from concord.config import to_namespace
+from concord.errors import EnvWorkerError
+from concord.registry import LEARNERS, MACS, RUNNERS
+from concord.runners.runner import EpisodeStats
+from concord.utils.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from concord.utils.logger import Logger
+
+log = logging.getLogger("concord")
+
+
+@dataclass
+class Progress:
+    """Loop counters; saved in checkpoints so that a resumed run continues at the same point."""
+
+    t_env: int = 0
+    episode: int = 0
+    last_test_t: int = -(10**12)
+    last_log_t: int = 0
+    last_save_t: int = 0
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def select_device(args: SimpleNamespace) -> torch.device:
+    if args.use_cuda and not torch.cuda.is_available():
+        log.warning("use_cuda=True but CUDA is not available; running on CPU")
+    return torch.device("cuda" if args.use_cuda and torch.cuda.is_available() else "cpu")
+
+
+def run_name(args: SimpleNamespace) -> str:
+    env_tag = args.env_args.get("map_name") or args.env_args.get("key") or args.env
+    env_tag = str(env_tag).replace(":", "_").replace("/", "_")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    label = f"_{args.label}" if args.label else ""
+    return f"{args.name}_{args.env}_{env_tag}{label}_seed{args.seed}_{stamp}"
+
+
+class Experiment:
+    """Everything one run owns: env runner, controller, learner, buffer, logger, counters."""
+
+    def __init__(self, config: Mapping[str, Any], sacred_run: Any = None) -> None:
+        self.config = dict(config)
+        args = self.args = to_namespace(config)
+        torch.set_num_threads(args.torch_threads)
+        random.seed(args.seed)
+        np.random.seed(args.seed % 2**32)
+        torch.manual_seed(args.seed)
+        self.device = select_device(args)
+        self.name = run_name(args)
+        res = args.local_results_path
+        self.models_dir = os.path.join(res, "models", self.name)
+        self.tb_dir = os.path.join(res, "tb", self.name) if args.use_tensorboard else None
+        self.sacred_dir = getattr(sacred_run.observers[0], "dir", None) if sacred_run and sacred_run.observers else None
+        self.logger = Logger(self.tb_dir, sacred_run)
+
+        self.runner = RUNNERS.get(args.runner)(args, args.seed)
+        env_info = self.env_info = self.runner.env_info
+        log.info("env %s: n_agents=%d n_actions=%d obs_shape=%s state_shape=%s episode_limit=%d extras=%s",
+                 args.env, env_info["n_agents"], env_info["n_actions"], env_info["obs_shape"],
+                 env_info["state_shape"], env_info["episode_limit"], env_info.get("extras", {}))
+        self.mac = MACS.get(args.mac)(env_info, args, self.device)
+        self.learner = LEARNERS.get(args.learner)(self.mac, env_info, args, self.device)
+        for net_name, net in self.learner.networks().items():
+            log.info("parameters: %s %s = %d", net_name, type(net).__name__, count_params(net))
+        self.scheme = build_scheme(env_info, args.buffer_compact_obs)
+        self.buffer = ReplayBuffer(self.scheme, args.buffer_size, env_info["episode_limit"] + 1, args.seed) \
+            if self.learner.uses_replay else None
+        self.progress = Progress()
+        self.last_test: dict[str, float] = {}
+        self.pending_stats: dict[str, list[float]] = {}  # learner statistics not yet logged (checkpointed too)
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def save(self) -> str:
+        p = self.progress
+        payload = {
+            "progress": asdict(p),
+            "pending_stats": self.pending_stats,
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict() if self.buffer is not None and self.args.checkpoint_buffer else None,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "env": self.runner.vec_env.get_rng_state()},
+            "config": self.config,
+        }
+        path = save_checkpoint(self.models_dir, p.t_env, payload)
+        log.info("checkpoint saved: %s", path)
+        return path
+
+    def load(self, path: str, load_step: int) -> None:
+        directory = find_checkpoint(path, load_step)
+        ck = load_checkpoint(directory, self.device)
+        self.learner.load_state_dict(ck["learner"])
+        self.progress = Progress(**ck["progress"])
+        self.pending_stats = ck["pending_stats"]
+        if self.buffer is not None and ck["buffer"] is not None:
+            self.buffer.load_state_dict(ck["buffer"])
+        rng = ck["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.runner.vec_env.set_rng_state(rng["env"])
+        log.info("resumed from %s at t_env=%d", directory, self.progress.t_env)
+
+    # --- phases ---------------------------------------------------------------------------------
+    def test(self) -> dict[str, float]:
+        stats = EpisodeStats()
+        n_rounds = max(1, -(-self.args.test_nepisode // self.runner.n_envs))
+        for _ in range(n_rounds):
+            _, s = self.runner.run(self.mac, self.scheme, self.progress.t_env, test_mode=True)
+            stats.extend(s)
+        summary = stats.summary("test_")
+        self.logger.log_stats(summary, self.progress.t_env)
+        self.last_test = {"t_env": self.progress.t_env, **summary}
+        return summary
+
+    def train(self) -> dict[str, Any]:
+        a, p = self.args, self.progress
+        bar = _progress_bar(a, p.t_env)
+        start, start_t = time.time(), p.t_env
+        learner_stats = self.pending_stats
+        try:
+            while p.t_env < a.t_max:
+                batch, ep_stats = self.runner.run(self.mac, self.scheme, p.t_env)
+                steps = int(batch.episode_lengths().sum())
+                p.t_env += steps
+                p.episode += batch.n_episodes
+                self.logger.log_stats(ep_stats.summary(""), p.t_env)
+                self.logger.log_stat("epsilon", self.mac.selector.epsilon, p.t_env)
+                rollout = self.learner.rollout_update(batch, p.t_env)
+                for k, v in rollout.items():
+                    learner_stats.setdefault(k, []).append(v)
+                if self.buffer is not None:
+                    self.buffer.insert(batch)
+                    if self.buffer.can_sample(a.batch_size):
+                        for _ in range(a.updates_per_round):
+                            sample = self.buffer.sample(a.batch_size).to_torch(self.device)
+                            for k, v in self.learner.train(sample, p.t_env, p.episode).items():
+                                learner_stats.setdefault(k, []).append(v)
+                if p.t_env - p.last_test_t >= a.test_interval:
+                    p.last_test_t = p.t_env
+                    self.test()
+                if p.t_env - p.last_log_t >= a.log_interval:
+                    p.last_log_t = p.t_env
+                    self.logger.log_stats({k: float(np.mean(v)) for k, v in learner_stats.items()}, p.t_env)
+                    learner_stats.clear()
+                    self.logger.log_stat("env_failures", self.runner.env_failures, p.t_env)
+                    self.logger.log_stat("steps_per_second", (p.t_env - start_t) / max(time.time() - start, 1e-9),
+                                         p.t_env)
+                    self.logger.summarise(p.t_env, p.episode)
+                if a.save_model and p.t_env - p.last_save_t >= a.save_model_interval:
+                    p.last_save_t = p.t_env
+                    self.save()
+                if bar is not None:
+                    bar.update(steps)
+                    bar.set_postfix(_bar_postfix(self.last_test), refresh=False)
+        except EnvWorkerError:
+            if a.save_model:
+                self.save()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.last_test.get("t_env") != p.t_env:
+            self.test()
+        if a.save_model and p.last_save_t != p.t_env:
+            p.last_save_t = p.t_env
+            self.save()
+        return self.last_test
+
+    def evaluate(self) -> dict[str, Any]:
+        stats = self.test()
+        result = {"t_env": self.progress.t_env, "checkpoint": self.args.checkpoint_path, **stats}
+        replays = self.runner.vec_env.save_replay() if self.args.save_replay else []
+        if replays:
+            result["replays"] = replays
+            log.info("replays written: %s", ", ".join(replays))
+        out_dir = os.path.join(self.args.local_results_path, "runs", self.name)
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, "evaluation.json")
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+        log.info("evaluation written to %s", path)
+        return result
+
+    def close(self) -> None:
+        self.runner.close()
+        self.logger.close()
+
+
+def _progress_bar(args: SimpleNamespace, initial: int) -> Any:
+    if not args.progress_bar or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=args.t_max, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)
+
+
+def _bar_postfix(last_test: Mapping[str, float]) -> dict[str, str]:
+    out = {}
+    if "test_return_mean" in last_test:
+        out["test_return"] = f"{last_test['test_return_mean']:.3g}"
+    if "test_battle_won_mean" in last_test:
+        out["win"] = f"{last_test['test_battle_won_mean']:.2f}"
+    return out
+
+
+def run(config: Mapping[str, Any], sacred_run: Any = None) -> dict[str, Any]:
+    """Train (or evaluate) as configured; return the last test statistics and where the results went."""
+    exp = Experiment(config, sacred_run)
+    try:
+        if exp.args.checkpoint_path:
+            exp.load(exp.args.checkpoint_path, exp.args.load_step)
+        result = exp.evaluate() if exp.args.evaluate else exp.train()
+    finally:
+        exp.close()
+    out = dict(result)
+    out["results_dir"] = exp.sacred_dir
+    out["models_dir"] = exp.models_dir if exp.args.save_model else None
+    out["tb_dir"] = exp.tb_dir
+    return out

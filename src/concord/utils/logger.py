@@ -1,0 +1,51 @@
+"""Statistics: kept in memory, written to tensorboardX and sacred, summarised on the console via logging."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any, Mapping
+
+import numpy as np
+
+log = logging.getLogger("concord")
+
+
+class Logger:
+    """Collects ``(t_env, value)`` series per key and forwards them to tensorboardX and sacred."""
+
+    def __init__(self, tb_dir: str | None = None, sacred_run: Any = None) -> None:
+        self.stats: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self.sacred_run = sacred_run
+        self.tb = None
+        if tb_dir:
+            from tensorboardX import SummaryWriter
+
+            self.tb = SummaryWriter(tb_dir)
+
+    def log_stat(self, key: str, value: float, t: int) -> None:
+        value = float(value)
+        self.stats[key].append((t, value))
+        if self.tb is not None:
+            self.tb.add_scalar(key, value, t)
+        if self.sacred_run is not None:
+            self.sacred_run.log_scalar(key, value, t)
+
+    def log_stats(self, values: Mapping[str, float], t: int) -> None:
+        for k, v in values.items():
+            self.log_stat(k, v, t)
+
+    def latest(self, key: str) -> float | None:
+        series = self.stats.get(key)
+        return series[-1][1] if series else None
+
+    def summarise(self, t_env: int, episode: int) -> None:
+        """One console block with the latest value of every statistic (learner ones averaged since last time)."""
+        lines = [f"t_env: {t_env}  episode: {episode}"]
+        for k in sorted(self.stats):
+            recent = [v for _, v in self.stats[k][-5:]]
+            lines.append(f"  {k:<28s} {np.mean(recent):.4f}")
+        log.info("\n".join(lines))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

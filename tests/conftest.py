@@ -1,0 +1,34 @@
+"""Shared helpers: running ``main.py`` in process with results in a temporary directory."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def run_main(tmp_path, capsys, caplog):
+    """``run_main("qmix", "matrix_game", "t_max=100")`` -> (exit code, JSON result or None, stderr + log text)."""
+    import main as cli
+
+    caplog.set_level(logging.INFO)
+
+    def _run(alg: str, env: str, *updates: str) -> tuple[int, dict[str, Any] | None, str]:
+        argv = [f"--config={alg}", f"--env-config={env}", "with", f"local_results_path={tmp_path}",
+                "progress_bar=False", *updates]
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        err += caplog.text
+        caplog.clear()
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        return code, (json.loads(lines[-1]) if lines else None), err
+
+    return _run
