@@ -68,3 +68,8 @@ def test_cli_values_parse_like_sacred():
         split_cli(["--config=qmix"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_updates(["novalue"])
+
+
+def test_empty_mapping_is_free_form():
+    cfg = load_config("qmix", "gymma", ["env_args.env_kwargs.penalty=0.1"])
+    assert cfg["env_args"]["env_kwargs"] == {"penalty": 0.1}

@@ -125,7 +125,11 @@ def merge(base: dict[str, Any], update: Mapping[str, Any], source: str, allow_ne
             out[key] = copy.deepcopy(value)
             continue
         declared = out[key]
-        if isinstance(declared, dict):
+        if declared == {}:  # a mapping declared empty is free-form (e.g. env_kwargs passed through to a library)
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{full}' is a mapping, got {value!r}")
+            out[key] = copy.deepcopy(value)
+        elif isinstance(declared, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{full}' is a mapping; set its entries as {full}.KEY=VALUE")
             out[key] = merge(declared, value, source, nested_new, prefix=f"{full}.")

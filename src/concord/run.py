@@ -78,6 +78,8 @@ class Experiment:
         log.info("env %s: n_agents=%d n_actions=%d obs_shape=%s state_shape=%s episode_limit=%d extras=%s",
                  args.env, env_info["n_agents"], env_info["n_actions"], env_info["obs_shape"],
                  env_info["state_shape"], env_info["episode_limit"], env_info.get("extras", {}))
+        if sacred_run is not None:
+            sacred_run.info["env_info"] = env_info  # sizes and, for StarCraft II, the game version
         self.mac = MACS.get(args.mac)(env_info, args, self.device)
         self.learner = LEARNERS.get(args.learner)(self.mac, env_info, args, self.device)
         for net_name, net in self.learner.networks().items():

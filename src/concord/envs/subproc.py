@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import random
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -21,6 +22,8 @@ def _obs_of(env: MultiAgentEnv) -> EnvObs:
 
 def _worker(remote: Any, make_env: EnvFactory, seed: int) -> None:
     env = None
+    random.seed(seed)  # libraries inside envs (smacv2) draw from the global generators
+    np.random.seed(seed % 2**32)
     try:
         env = make_env(seed)
         remote.send(("ok", env.get_env_info()))
@@ -105,11 +108,12 @@ class SubprocVecEnv(VecEnv):
         self.failures += 1
         log.warning("env worker %d failed and is restarted (restart %d): %s", i, self.restarts[i],
                     reason.strip().splitlines()[-1] if reason.strip() else reason)
-        try:
+        # A worker that raised is still alive: let it close its env (e.g. a StarCraft II process) before killing it.
+        if self.procs[i].is_alive() and self._send(i, ("close", None)):
+            self.procs[i].join(timeout=10)
+        if self.procs[i].is_alive():
             self.procs[i].kill()
             self.procs[i].join(timeout=5)
-        except Exception:
-            pass
         self._start(i, self.seeds[i] + 100_003 * self.restarts[i])
 
     def get_env_info(self) -> dict[str, Any]:

@@ -46,12 +46,12 @@ class QLearner:
         self.state_last_action = args.env_args["state_last_action"]
         mixer_info = dict(env_info, state_shape=state_dim(env_info, self.state_last_action))
         self.mixer = MIXERS.get(args.mixer)(mixer_info, args).to(device) if args.mixer else None
-        self.params = list(mac.parameters()) + (list(self.mixer.parameters()) if self.mixer else [])
+        self.params = list(mac.parameters()) + (self.mixer.td_parameters() if self.mixer else [])
         self.optimiser = make_optimizer(self.params, args)
         self.target_agent = copy.deepcopy(mac.agent)
         self.target_mixer = copy.deepcopy(self.mixer)
-        for p in self._target_params():
-            p.requires_grad_(False)
+        for tp, _ in self._target_pairs():
+            tp.requires_grad_(False)
         self.reward_stats = RunningMeanStd()
         self.n_updates = 0
         self.last_target_update_episode = 0
@@ -65,14 +65,18 @@ class QLearner:
             nets["mixer"] = self.mixer
         return nets
 
-    def _target_params(self) -> list[torch.nn.Parameter]:
-        return list(self.target_agent.parameters()) + (list(self.target_mixer.parameters()) if self.mixer else [])
+    def _target_pairs(self) -> list[tuple[torch.nn.Parameter, torch.nn.Parameter]]:
+        """(target, online) parameter pairs of the agent and the mixer."""
+        pairs = list(zip(self.target_agent.parameters(), self.mac.agent.parameters()))
+        if self.mixer is not None:
+            pairs += list(zip(self.target_mixer.parameters(), self.mixer.parameters()))
+        return pairs
 
     def _update_targets(self, episode: int) -> None:
         a = self.args
         if a.target_update_mode == "soft":
             with torch.no_grad():
-                for tp, p in zip(self._target_params(), self.params):
+                for tp, p in self._target_pairs():
                     tp.mul_(1.0 - a.target_tau).add_(p, alpha=a.target_tau)
             return
         if a.target_update_unit == "episodes":
@@ -114,7 +118,9 @@ class QLearner:
 
         qs, hidden = self.mac.forward_seq(batch)  # (B, T, n_agents, n_actions), (B, T, n_agents, H)
         chosen = qs[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (B, T-1, n_agents)
-        ctx = MixerContext(all_qs=qs[:, :-1], actions=actions, avail_actions=avail[:, :-1], hidden=hidden[:, :-1],
+        greedy_qs = qs[:, :-1].masked_fill(~avail[:, :-1], -float("inf")).max(dim=-1).values  # (B, T-1, n_agents)
+        ctx = MixerContext(all_qs=qs[:, :-1], actions=actions, avail_actions=avail[:, :-1], greedy_qs=greedy_qs,
+                           hidden=hidden[:, :-1],
                            obs=batch["obs"][:, :-1], last_actions=last_actions[:, :-1], mask=mask,
                            extras={k[6:]: v[:, :-1] for k, v in batch.items() if k.startswith("extra_")})
         q_taken = self.mix(self.mixer, chosen, states[:, :-1], ctx)  # (B, T-1, K)
@@ -125,7 +131,7 @@ class QLearner:
             chooser = qs.detach()[:, 1:] if a.double_q else target_qs
             greedy = chooser.masked_fill(~avail[:, 1:], -float("inf")).argmax(dim=-1)  # (B, T-1, n_agents)
             target_max = target_qs.gather(-1, greedy.unsqueeze(-1)).squeeze(-1)  # (B, T-1, n_agents)
-            tctx = MixerContext(all_qs=target_qs, actions=greedy, avail_actions=avail[:, 1:],
+            tctx = MixerContext(all_qs=target_qs, actions=greedy, avail_actions=avail[:, 1:], greedy_qs=target_max,
                                 hidden=target_hidden[:, 1:], obs=batch["obs"][:, 1:], last_actions=actions,
                                 mask=valid_next, extras={k[6:]: v[:, 1:] for k, v in batch.items()
                                                          if k.startswith("extra_")}, is_target=True)
@@ -162,7 +168,7 @@ class QLearner:
 
     def rollout_update(self, batch: "EpisodeBatch", t_env: int) -> dict[str, float]:
         """On-policy updates on the latest episodes (e.g. VAST's assignment policy); none by default."""
-        return self.mixer.rollout_update(batch, t_env) if self.mixer is not None else {}
+        return self.mixer.rollout_update(batch, t_env, self.mac) if self.mixer is not None else {}
 
     # --- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

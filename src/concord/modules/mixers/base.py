@@ -26,6 +26,7 @@ class MixerContext:
     all_qs: torch.Tensor  # (B, T, n_agents, n_actions)
     actions: torch.Tensor  # (B, T, n_agents) int64
     avail_actions: torch.Tensor  # (B, T, n_agents, n_actions) bool
+    greedy_qs: torch.Tensor | None = None  # (B, T, n_agents) max over available actions of all_qs
     hidden: torch.Tensor | None = None  # (B, T, n_agents, hidden)
     last_actions: torch.Tensor | None = None  # (B, T, n_agents) int64, the previous step's actions (-1 at t = 0)
     obs: torch.Tensor | None = None  # (B, T, n_agents, obs_dim)
@@ -47,10 +48,16 @@ class Mixer(nn.Module):
         """(B, T, n_agents), (B, T, state_dim) -> (B, T, 1)."""
         raise NotImplementedError
 
+    def td_parameters(self) -> list[nn.Parameter]:
+        """Parameters the learner's optimiser trains (all by default; parts trained on-policy by the mixer
+        itself, like VAST's assignment policy, are left out by overriding this)."""
+        return list(self.parameters())
+
     def auxiliary_losses(self, ctx: MixerContext, **kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra weighted loss terms added to the TD loss (none by default)."""
         return {}
 
-    def rollout_update(self, batch: "EpisodeBatch", t_env: int) -> dict[str, float]:
-        """On-policy update from the latest episodes (e.g. an assignment policy); none by default."""
+    def rollout_update(self, batch: "EpisodeBatch", t_env: int, mac: Any) -> dict[str, float]:
+        """On-policy update from the latest round of episodes (numpy ``EpisodeBatch``; ``mac`` gives the agents'
+        values via ``mac.forward_seq(batch.to_torch(device))``), e.g. VAST's assignment policy; none by default."""
         return {}
