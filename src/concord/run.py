@@ -89,7 +89,9 @@ class Experiment:
             if self.learner.uses_replay else None
         self.progress = Progress()
         self.last_test: dict[str, float] = {}
-        self.pending_stats: dict[str, list[float]] = {}  # learner statistics not yet logged (checkpointed too)
+        # statistics collected since the last log line; checkpointed so that a resumed run logs the same values
+        self.pending_stats: dict[str, list[float]] = {}
+        self.pending_episodes = EpisodeStats()
 
     # --- checkpoints --------------------------------------------------------------------------
     def save(self) -> str:
@@ -97,6 +99,7 @@ class Experiment:
         payload = {
             "progress": asdict(p),
             "pending_stats": self.pending_stats,
+            "pending_episodes": self.pending_episodes,
             "learner": self.learner.state_dict(),
             "buffer": self.buffer.state_dict() if self.buffer is not None and self.args.checkpoint_buffer else None,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
@@ -114,6 +117,7 @@ class Experiment:
         self.learner.load_state_dict(ck["learner"])
         self.progress = Progress(**ck["progress"])
         self.pending_stats = ck["pending_stats"]
+        self.pending_episodes = ck["pending_episodes"]
         if self.buffer is not None and ck["buffer"] is not None:
             self.buffer.load_state_dict(ck["buffer"])
         rng = ck["rng"]
@@ -140,36 +144,36 @@ class Experiment:
     def train(self) -> dict[str, Any]:
         a, p = self.args, self.progress
         bar = _progress_bar(a, p.t_env)
-        start, start_t = time.time(), p.t_env
-        learner_stats = self.pending_stats
+        clock = _Clock(p.t_env)
+        learner_stats, episodes = self.pending_stats, self.pending_episodes
         try:
             while p.t_env < a.t_max:
-                batch, ep_stats = self.runner.run(self.mac, self.scheme, p.t_env)
+                with clock.rollout:
+                    batch, ep_stats = self.runner.run(self.mac, self.scheme, p.t_env)
                 steps = int(batch.episode_lengths().sum())
                 p.t_env += steps
                 p.episode += batch.n_episodes
-                self.logger.log_stats(ep_stats.summary(""), p.t_env)
-                self.logger.log_stat("epsilon", self.mac.selector.epsilon, p.t_env)
-                rollout = self.learner.rollout_update(batch, p.t_env)
-                for k, v in rollout.items():
-                    learner_stats.setdefault(k, []).append(v)
-                if self.buffer is not None:
-                    self.buffer.insert(batch)
-                    if self.buffer.can_sample(a.batch_size):
-                        for _ in range(a.updates_per_round):
-                            sample = self.buffer.sample(a.batch_size).to_torch(self.device)
-                            for k, v in self.learner.train(sample, p.t_env, p.episode).items():
-                                learner_stats.setdefault(k, []).append(v)
+                episodes.extend(ep_stats)
+                with clock.update:
+                    _collect(learner_stats, self.learner.rollout_update(batch, p.t_env))
+                    if self.buffer is not None:
+                        self.buffer.insert(batch)
+                        if self.buffer.can_sample(a.batch_size):
+                            for _ in range(a.updates_per_round):
+                                sample = self.buffer.sample(a.batch_size).to_torch(self.device)
+                                _collect(learner_stats, self.learner.train(sample, p.t_env, p.episode))
+                                clock.n_updates += 1
                 if p.t_env - p.last_test_t >= a.test_interval:
                     p.last_test_t = p.t_env
                     self.test()
                 if p.t_env - p.last_log_t >= a.log_interval:
                     p.last_log_t = p.t_env
+                    self.logger.log_stats(episodes.summary(""), p.t_env)
                     self.logger.log_stats({k: float(np.mean(v)) for k, v in learner_stats.items()}, p.t_env)
+                    self.logger.log_stats({"epsilon": self.mac.selector.epsilon,
+                                           "env_failures": self.runner.env_failures, **clock.stats(p.t_env)}, p.t_env)
                     learner_stats.clear()
-                    self.logger.log_stat("env_failures", self.runner.env_failures, p.t_env)
-                    self.logger.log_stat("steps_per_second", (p.t_env - start_t) / max(time.time() - start, 1e-9),
-                                         p.t_env)
+                    episodes.clear()
                     self.logger.summarise(p.t_env, p.episode)
                 if a.save_model and p.t_env - p.last_save_t >= a.save_model_interval:
                     p.last_save_t = p.t_env
@@ -209,6 +213,42 @@ class Experiment:
     def close(self) -> None:
         self.runner.close()
         self.logger.close()
+
+
+def _collect(into: dict[str, list[float]], stats: Mapping[str, float]) -> None:
+    for k, v in stats.items():
+        into.setdefault(k, []).append(v)
+
+
+class _Timer:
+    """Accumulated wall-clock time of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds += time.perf_counter() - self._t0
+
+
+class _Clock:
+    """Where the time goes: env steps per wall and per CPU second, rollout cost per step, cost per update."""
+
+    def __init__(self, t_env: int) -> None:
+        self.rollout, self.update = _Timer(), _Timer()
+        self.n_updates = 0
+        self.t0, self.wall0, self.cpu0 = t_env, time.perf_counter(), time.process_time()
+
+    def stats(self, t_env: int) -> dict[str, float]:
+        steps = max(t_env - self.t0, 1)
+        return {
+            "steps_per_second": steps / max(time.perf_counter() - self.wall0, 1e-9),
+            "steps_per_cpu_second": steps / max(time.process_time() - self.cpu0, 1e-9),
+            "rollout_ms_per_step": 1000 * self.rollout.seconds / steps,
+            "update_ms": 1000 * self.update.seconds / max(self.n_updates, 1),
+        }
 
 
 def _progress_bar(args: SimpleNamespace, initial: int) -> Any:

@@ -1,12 +1,21 @@
-"""Action selectors: turn agent outputs into actions, respecting available-action masks."""
+"""Action selectors: turn the agents' outputs for the running envs into actions, respecting masks.
+
+They work on numpy arrays: a rollout step selects actions for a handful of agents, where numpy's per-call cost
+is a fraction of torch's. Randomness comes from numpy's global generator, which checkpoints save and restore.
+"""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-import torch
+import numpy as np
 
 from concord.components.schedules import LinearSchedule
 from concord.registry import register_action_selector
+
+
+def uniform_available(avail: np.ndarray) -> np.ndarray:
+    """A uniformly random available action per agent: the argmax of i.i.d. uniforms over the available entries."""
+    return (np.random.random_sample(avail.shape) * avail).argmax(axis=-1)
 
 
 @register_action_selector("epsilon_greedy")
@@ -18,28 +27,28 @@ class EpsilonGreedySelector:
         self.test_epsilon = args.test_epsilon
         self.epsilon = self.schedule(0)
 
-    def select(self, q: torch.Tensor, avail: torch.Tensor, t_env: int, test_mode: bool = False) -> torch.Tensor:
-        """``q``: (k, n_agents, n_actions); ``avail``: same shape, bool -> actions (k, n_agents) int64."""
+    def select(self, q: np.ndarray, avail: np.ndarray, t_env: int, test_mode: bool = False) -> np.ndarray:
+        """``q`` (k, n_agents, n_actions), ``avail`` bool of the same shape -> actions (k, n_agents)."""
         self.epsilon = self.test_epsilon if test_mode else self.schedule(t_env)
-        masked = q.masked_fill(~avail, -float("inf"))  # (k, n_agents, n_actions)
-        greedy = masked.argmax(dim=-1)  # (k, n_agents)
+        greedy = np.where(avail, q, -np.inf).argmax(axis=-1)  # (k, n_agents)
         if self.epsilon <= 0.0:
             return greedy
-        random_actions = torch.multinomial(avail.reshape(-1, avail.shape[-1]).float(), 1).reshape(greedy.shape)
-        explore = torch.rand(greedy.shape, device=q.device) < self.epsilon  # (k, n_agents)
-        return torch.where(explore, random_actions, greedy)
+        explore = np.random.random_sample(greedy.shape) < self.epsilon  # (k, n_agents)
+        return np.where(explore, uniform_available(avail), greedy)
 
 
 @register_action_selector("multinomial")
 class MultinomialSelector:
-    """Samples from policy probabilities (for actor-critic agents); greedy at test time if ``test_greedy``."""
+    """Samples from policy probabilities (actor-critic agents); greedy at test time if ``test_greedy``."""
 
     def __init__(self, args: SimpleNamespace) -> None:
         self.test_greedy = args.test_greedy
         self.epsilon = 0.0
 
-    def select(self, probs: torch.Tensor, avail: torch.Tensor, t_env: int, test_mode: bool = False) -> torch.Tensor:
-        masked = probs.masked_fill(~avail, 0.0)  # (k, n_agents, n_actions)
+    def select(self, probs: np.ndarray, avail: np.ndarray, t_env: int, test_mode: bool = False) -> np.ndarray:
+        masked = np.where(avail, probs, 0.0)  # (k, n_agents, n_actions)
         if test_mode and self.test_greedy:
-            return masked.argmax(dim=-1)
-        return torch.multinomial(masked.reshape(-1, masked.shape[-1]), 1).reshape(masked.shape[:-1])
+            return masked.argmax(axis=-1)
+        cdf = np.cumsum(masked, axis=-1)  # (k, n_agents, n_actions)
+        u = np.random.random_sample(cdf.shape[:-1] + (1,)) * cdf[..., -1:]
+        return np.minimum((cdf <= u).sum(axis=-1), masked.shape[-1] - 1)

@@ -13,6 +13,8 @@ def td_lambda_targets(rewards: torch.Tensor, terminated: torch.Tensor, valid_nex
     episode; where it is 0 (the episode ended by a time limit, or padding) G_{t+1} is replaced by V(t+1), so a
     truncated episode bootstraps from its last state. λ = 0 gives one-step targets.
     """
+    if td_lambda == 0.0:  # one-step targets need no backward recursion
+        return rewards + gamma * (1.0 - terminated) * next_values
     returns = torch.zeros_like(next_values)
     g_next = next_values[:, -1]
     for t in range(rewards.shape[1] - 1, -1, -1):

@@ -29,6 +29,10 @@ class BasicMAC:
         self.agent = AGENTS.get(args.agent)(self.input_dim, self.n_actions, args).to(device)
         self.selector = ACTION_SELECTORS.get(args.action_selector)(args)
         self._agent_ids = torch.eye(self.n_agents, device=device)
+        # rollout inputs are built in numpy: row -1 of the padded identity is the "no last action" zero vector
+        self._np_action_onehot = np.concatenate([np.eye(self.n_actions, dtype=np.float32),
+                                                 np.zeros((1, self.n_actions), dtype=np.float32)])
+        self._np_agent_ids = np.eye(self.n_agents, dtype=np.float32)
         self.hidden = self.agent.init_hidden(0, device)
 
     # --- inputs -------------------------------------------------------------------------------
@@ -52,22 +56,32 @@ class BasicMAC:
     def init_hidden(self, n_envs: int) -> None:
         self.hidden = self.agent.init_hidden(n_envs * self.n_agents, self.device).view(n_envs, self.n_agents, -1)
 
-    def reset_hidden(self, env_ids: Sequence[int]) -> None:
-        self.hidden[list(env_ids)] = 0.0
+    def reset_hidden(self, env_ids: np.ndarray) -> None:
+        self.hidden[env_ids] = 0.0
+
+    def rollout_inputs(self, obs: np.ndarray, last_actions: np.ndarray) -> np.ndarray:
+        """Numpy twin of ``build_inputs`` for rollouts: (k, n_agents, obs_dim), (k, n_agents) -> (k, n_agents, input_dim)."""
+        parts = [obs]
+        if self.args.obs_last_action:
+            parts.append(self._np_action_onehot[last_actions])  # (k, n_agents, n_actions)
+        if self.args.obs_agent_id:
+            parts.append(np.broadcast_to(self._np_agent_ids, obs.shape[:-2] + self._np_agent_ids.shape))
+        return np.concatenate(parts, axis=-1, dtype=np.float32)
 
     @torch.no_grad()
-    def select_actions(self, obs: np.ndarray, avail: np.ndarray, last_actions: np.ndarray, env_ids: Sequence[int],
+    def agent_outputs(self, obs: np.ndarray, last_actions: np.ndarray, env_ids: np.ndarray) -> np.ndarray:
+        """One agent step for the running envs: outputs (k, n_agents, n_actions); advances their hidden states."""
+        k = len(env_ids)
+        x = torch.from_numpy(self.rollout_inputs(obs, last_actions)).to(self.device).view(k * self.n_agents, -1)
+        out, h = self.agent.step(x, self.hidden[env_ids].view(k * self.n_agents, -1))
+        self.hidden[env_ids] = h.view(k, self.n_agents, -1)
+        return out.view(k, self.n_agents, -1).cpu().numpy()
+
+    def select_actions(self, obs: np.ndarray, avail: np.ndarray, last_actions: np.ndarray, env_ids: np.ndarray,
                        t_env: int, test_mode: bool = False) -> np.ndarray:
         """Actions (k, n_agents) for the running envs ``env_ids`` from their obs (k, n_agents, obs_dim)."""
-        ids = list(env_ids)
-        inputs = self.build_inputs(torch.from_numpy(obs).to(self.device),
-                                   torch.from_numpy(last_actions).to(self.device).long())  # (k, n_agents, input_dim)
-        k = len(ids)
-        out, h = self.agent(inputs.reshape(k * self.n_agents, 1, -1), self.hidden[ids].reshape(k * self.n_agents, -1))
-        self.hidden[ids] = h[:, -1].reshape(k, self.n_agents, -1)
-        q = out[:, -1].reshape(k, self.n_agents, -1)  # (k, n_agents, n_actions)
-        avail_t = torch.from_numpy(avail).to(self.device)
-        return self.selector.select(q, avail_t, t_env, test_mode).cpu().numpy()
+        q = self.agent_outputs(obs, last_actions, env_ids)  # (k, n_agents, n_actions)
+        return self.selector.select(q, avail, t_env, test_mode)
 
     # --- training -----------------------------------------------------------------------------
     def forward_seq(self, batch: Mapping[str, torch.Tensor], agent: torch.nn.Module | None = None

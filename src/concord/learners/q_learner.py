@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], args: SimpleNamespace) -> torch.optim.Optimizer:
+    # foreach: one kernel per step over all parameters instead of a Python loop over them
     if args.optimizer == "adam":
-        return torch.optim.Adam(params, lr=args.lr, eps=args.optim_eps)
-    return torch.optim.RMSprop(params, lr=args.lr, alpha=args.optim_alpha, eps=args.optim_eps)
+        return torch.optim.Adam(params, lr=args.lr, eps=args.optim_eps, foreach=True)
+    return torch.optim.RMSprop(params, lr=args.lr, alpha=args.optim_alpha, eps=args.optim_eps, foreach=True)
 
 
 @register_learner("q_learner")

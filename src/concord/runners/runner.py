@@ -36,6 +36,9 @@ class EpisodeStats:
         self.lengths += other.lengths
         self.infos += other.infos
 
+    def clear(self) -> None:
+        self.returns, self.lengths, self.infos = [], [], []
+
     def summary(self, prefix: str) -> dict[str, float]:
         """``{prefix}return_mean``, ``{prefix}ep_length_mean`` and ``{prefix}<info>_mean`` for every numeric info."""
         out = {f"{prefix}return_mean": float(np.mean(self.returns)), f"{prefix}return_std": float(np.std(self.returns)),

@@ -38,3 +38,16 @@ class RNNAgent(nn.Module):
         else:
             h = F.relu(self.rnn(x))  # (n, T, hidden)
         return self.fc2(h), h
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One rollout step, ``inputs`` (n, input_dim), ``hidden`` (n, hidden) -> outputs (n, n_actions), hidden (n, hidden).
+
+        Same maths as ``forward`` with T = 1, through the GRU cell kernel (cheaper per call than ``nn.GRU``).
+        """
+        x = F.relu(self.fc1(inputs))  # (n, hidden)
+        if self.use_rnn:
+            r = self.rnn
+            h = torch.gru_cell(x, hidden, r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0)  # (n, hidden)
+        else:
+            h = F.relu(self.rnn(x))  # (n, hidden)
+        return self.fc2(h), h
