@@ -71,3 +71,14 @@ def test_main_py_as_a_process_prints_one_json_line(tmp_path):
     bad = subprocess.run([sys.executable, "main.py", "--config=iql", "--env-config=matrix_game", "with", "t_maxx=5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown config key 't_maxx'")
+
+
+@pytest.mark.parametrize("alg", ["iql", "vdn", "qmix"])
+def test_value_methods_train_on_lbforaging(run_main, alg):
+    pytest.importorskip("lbforaging", reason="lbforaging is not installed")
+    code, result, err = run_main(alg, "gymma", "env_args.key=lbforaging:Foraging-8x8-2p-3f-v3",
+                                 "env_args.time_limit=25", "t_max=400", "batch_size=4", "test_nepisode=2",
+                                 "save_model=False", "seed=4")
+    assert code == 0, err
+    assert result["t_env"] >= 400 and "test_return_mean" in result
+    assert "n_agents=2 n_actions=6" in err and "loss" in err

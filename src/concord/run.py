@@ -145,7 +145,7 @@ class Experiment:
         a, p = self.args, self.progress
         bar = _progress_bar(a, p.t_env)
         clock = _Clock(p.t_env)
-        learner_stats, episodes = self.pending_stats, self.pending_episodes
+        learner_stats, episodes = self.pending_stats, self.pending_episodes  # cleared by _log_pending
         try:
             while p.t_env < a.t_max:
                 with clock.rollout:
@@ -167,14 +167,7 @@ class Experiment:
                     p.last_test_t = p.t_env
                     self.test()
                 if p.t_env - p.last_log_t >= a.log_interval:
-                    p.last_log_t = p.t_env
-                    self.logger.log_stats(episodes.summary(""), p.t_env)
-                    self.logger.log_stats({k: float(np.mean(v)) for k, v in learner_stats.items()}, p.t_env)
-                    self.logger.log_stats({"epsilon": self.mac.selector.epsilon,
-                                           "env_failures": self.runner.env_failures, **clock.stats(p.t_env)}, p.t_env)
-                    learner_stats.clear()
-                    episodes.clear()
-                    self.logger.summarise(p.t_env, p.episode)
+                    self._log_pending(clock)
                 if a.save_model and p.t_env - p.last_save_t >= a.save_model_interval:
                     p.last_save_t = p.t_env
                     self.save()
@@ -188,12 +181,27 @@ class Experiment:
         finally:
             if bar is not None:
                 bar.close()
+        if p.last_log_t != p.t_env:
+            self._log_pending(clock)
         if self.last_test.get("t_env") != p.t_env:
             self.test()
         if a.save_model and p.last_save_t != p.t_env:
             p.last_save_t = p.t_env
             self.save()
         return self.last_test
+
+    def _log_pending(self, clock: "_Clock") -> None:
+        """Log the statistics gathered since the last log line and print a console summary."""
+        p = self.progress
+        p.last_log_t = p.t_env
+        if self.pending_episodes.returns:
+            self.logger.log_stats(self.pending_episodes.summary(""), p.t_env)
+        self.logger.log_stats({k: float(np.mean(v)) for k, v in self.pending_stats.items()}, p.t_env)
+        self.logger.log_stats({"epsilon": self.mac.selector.epsilon, "env_failures": self.runner.env_failures,
+                               **clock.stats(p.t_env)}, p.t_env)
+        self.pending_stats.clear()
+        self.pending_episodes.clear()
+        self.logger.summarise(p.t_env, p.episode)
 
     def evaluate(self) -> dict[str, Any]:
         stats = self.test()
