@@ -62,7 +62,7 @@ def _import_jax(cpu_threads: int) -> Any:
 
     if cpu_threads > 0:
         if "PJRT_NPROC" in os.environ:
-            log.debug("PJRT_NPROC=%s set by the user; jax_cpu_threads ignored", os.environ["PJRT_NPROC"])
+            log.debug("PJRT_NPROC=%s already set; jax_cpu_threads not applied", os.environ["PJRT_NPROC"])
         elif xla_bridge.backends_are_initialized():
             log.warning("jax's backend is already running; jax_cpu_threads=%d cannot take effect", cpu_threads)
         else:
