@@ -1,6 +1,7 @@
 """Shared helpers: running ``main.py`` in process with results in a temporary directory."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -9,6 +10,12 @@ from typing import Any
 
 import pytest
 import torch
+
+def require(module: str) -> None:
+    """Skip unless ``module`` is installed, without importing it (jaxmarl's import rebinds sys.stdout)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch.set_num_threads(1)

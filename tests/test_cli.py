@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 # Uniform exploration (ε = 1) on the non-monotonic matrix game, 32 episodes per round, ~300 updates.
 UNIFORM = ["epsilon_start=1.0", "epsilon_finish=1.0", "batch_size_run=32", "t_max=9600", "test_interval=100000",
@@ -75,10 +75,20 @@ def test_main_py_as_a_process_prints_one_json_line(tmp_path):
 
 @pytest.mark.parametrize("alg", ["iql", "vdn", "qmix"])
 def test_value_methods_train_on_lbforaging(run_main, alg):
-    pytest.importorskip("lbforaging", reason="lbforaging is not installed")
+    require("lbforaging")
     code, result, err = run_main(alg, "gymma", "env_args.key=lbforaging:Foraging-8x8-2p-3f-v3",
                                  "env_args.time_limit=25", "t_max=400", "batch_size=4", "test_nepisode=2",
                                  "save_model=False", "seed=4")
     assert code == 0, err
     assert result["t_env"] >= 400 and "test_return_mean" in result
     assert "n_agents=2 n_actions=6" in err and "loss" in err
+
+
+@pytest.mark.parametrize("alg", ["iql", "vdn", "qmix"])
+def test_value_methods_train_on_smax_3m(run_main, alg):
+    require("jaxmarl")
+    code, result, err = run_main(alg, "smax", "env_args.map_name=3m", "runner=parallel", "batch_size_run=4",
+                                 "t_max=300", "batch_size=4", "test_nepisode=4", "save_model=False", "seed=2")
+    assert code == 0, err
+    assert result["t_env"] >= 300 and 0.0 <= result["test_battle_won_mean"] <= 1.0
+    assert "n_agents=3 n_actions=8" in err

@@ -55,10 +55,14 @@ ATTACK_MODES = ("closest", "random")
 OBSERVATION_TYPES = ("unit_list", "conic")
 
 
-def _import_jax(cpu_threads: int) -> Any:
-    """Import jax, capping XLA's CPU thread pool first when its backend has not started yet."""
+def _import_jax(cpu_threads: int, cache_dir: str | None) -> Any:
+    """Import jax, capping XLA's CPU thread pool first when its backend has not started yet, and point its
+    persistent compilation cache at ``cache_dir`` (compiling a map takes seconds; a cached one loads at once)."""
     import jax
     from jax._src import xla_bridge
+
+    if cache_dir:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache_dir))
 
     if cpu_threads > 0:
         if "PJRT_NPROC" in os.environ:
@@ -172,7 +176,7 @@ class SMAXVecEnv(VecEnv):
                  observation_type: str = "unit_list", see_enemy_actions: bool = True,
                  walls_cause_death: bool = True, enemy_shoots: bool = True, attack_mode: str = "closest",
                  won_battle_bonus: float = 1.0, use_self_play_reward: bool = False, jax_cpu_threads: int = 1,
-                 jax_platform: str = "cpu") -> None:
+                 jax_platform: str = "cpu", jax_compilation_cache: str | None = "~/.cache/concord/jax") -> None:
         if num_envs < 1:
             raise ConfigError(f"smax: num_envs must be >= 1, got {num_envs}")
         if max_steps < 1:
@@ -182,7 +186,7 @@ class SMAXVecEnv(VecEnv):
         if observation_type not in OBSERVATION_TYPES:
             raise ConfigError(
                 f"smax: unknown observation_type '{observation_type}'; valid: {', '.join(OBSERVATION_TYPES)}")
-        jax = _import_jax(jax_cpu_threads)
+        jax = _import_jax(jax_cpu_threads, jax_compilation_cache)
         maps = _map_table()
         if map_name not in maps:
             raise ConfigError(f"smax: unknown map_name '{map_name}'; valid maps: {', '.join(sorted(maps))}")
