@@ -1,16 +1,20 @@
 """Aloha (bn_dag_policies.md §7.1): collisions, arrivals, the documented options, seeding, batching, yaml."""
 from __future__ import annotations
 
-import inspect
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from concord.envs.aloha import AlohaEnv, grid_adjacency
-from concord.envs.base import EnvObs, StepResult
 from concord.errors import ConfigError
+from tests.vecenv_checks import (
+    Policy,
+    check_batched_equals_single,
+    check_seeding_and_rng_round_trip,
+    check_yaml_declares_constructor_defaults,
+)
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "envs" / "aloha.yaml"
 
@@ -107,58 +111,18 @@ def test_episode_truncated_at_25_with_counts_in_info() -> None:
     assert 15 <= res.infos[0]["transmitted"] <= 24
 
 
-def _row(o: EnvObs, j: int) -> tuple[np.ndarray, ...]:
-    return o.obs[j], o.state[j], o.avail_actions[j]
-
-
-def _assert_step_rows_equal(a: StepResult, j: int, b: StepResult) -> None:
-    for x, y in zip(_row(a.obs, j), _row(b.obs, 0)):
-        np.testing.assert_array_equal(x, y)
-    assert (a.reward[j], a.terminated[j], a.truncated[j]) == (b.reward[0], b.terminated[0], b.truncated[0])
-    assert a.infos[j] == b.infos[0]
+def _sending(p: float) -> Policy:
+    """A policy in which each island sends with probability ``p``."""
+    return lambda rng, avail: (rng.random(avail.shape[:2]) < p).astype(np.int64)
 
 
 def test_batched_subset_stepping_equals_single_envs() -> None:
-    kw = {"episode_limit": 5, "empty_send": "mask"}
-    n_envs, seed = 3, 11
-    batch = AlohaEnv(num_envs=n_envs, seed=seed, **kw)
-    singles = [AlohaEnv(num_envs=1, seed=seed + i, **kw) for i in range(n_envs)]
-    batch.reset(range(n_envs))
-    for s in singles:
-        s.reset([0])
-    pick = np.random.default_rng(0)
-    for _ in range(40):
-        ids = np.flatnonzero(pick.random(n_envs) < 0.6)  # the others must stay untouched
-        acts = (pick.random((len(ids), 10)) < 0.3).astype(np.int64)
-        res = batch.step(ids, acts)
-        for j, i in enumerate(ids):
-            _assert_step_rows_equal(res, j, singles[i].step([0], acts[j : j + 1]))
-        done = ids[res.truncated]
-        if len(done):
-            again = batch.reset(done)
-            for j, i in enumerate(done):
-                for x, y in zip(_row(again, j), _row(singles[i].reset([0]), 0)):
-                    np.testing.assert_array_equal(x, y)
-
-
-def _episode(env: AlohaEnv, acts: np.ndarray) -> np.ndarray:
-    states = [env.reset([0, 1]).state]
-    for a in acts:
-        states.append(env.step([0, 1], a).obs.state)
-    return np.stack(states)
+    make = partial(AlohaEnv, episode_limit=5, empty_send="mask")
+    assert check_batched_equals_single(make, n_envs=3, seed=11, steps=40, policy=_sending(0.3)) > 0
 
 
 def test_same_seed_same_trajectory_and_rng_state_round_trip() -> None:
-    acts = (np.random.default_rng(0).random((25, 2, 10)) < 0.2).astype(np.int64)
-    a = _episode(AlohaEnv(num_envs=2, seed=42), acts)
-    np.testing.assert_array_equal(a, _episode(AlohaEnv(num_envs=2, seed=42), acts))
-    assert not np.array_equal(a, _episode(AlohaEnv(num_envs=2, seed=43), acts))
-    env = AlohaEnv(num_envs=2, seed=42)
-    saved = env.get_rng_state()
-    first = _episode(env, acts)
-    assert not np.array_equal(first, _episode(env, acts))
-    env.set_rng_state(saved)
-    np.testing.assert_array_equal(first, _episode(env, acts))
+    check_seeding_and_rng_round_trip(AlohaEnv, steps=25, policy=_sending(0.2))
 
 
 def test_bad_config_is_a_config_error() -> None:
@@ -168,13 +132,5 @@ def test_bad_config_is_a_config_error() -> None:
         AlohaEnv(num_envs=1, initial_backlog=6, max_backlog=5)
 
 
-def _norm(v: object) -> object:
-    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
 def test_yaml_declares_every_constructor_keyword_with_its_default() -> None:
-    cfg = yaml.safe_load(YAML.read_text())
-    assert cfg["env"] == "aloha"
-    defaults = {k: p.default for k, p in inspect.signature(AlohaEnv).parameters.items()
-                if k not in ("num_envs", "seed")}
-    assert {k: _norm(v) for k, v in cfg["env_args"].items()} == {k: _norm(v) for k, v in defaults.items()}
+    assert check_yaml_declares_constructor_defaults(YAML, AlohaEnv)["env"] == "aloha"

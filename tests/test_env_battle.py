@@ -1,16 +1,23 @@
 """Battle[N] (VAST §5.1): rules on hand-built situations, seeding, batching, rng round trip."""
 from __future__ import annotations
 
-import inspect
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from concord.envs.battle import ATTACK, BattleEnv
 from concord.envs.gridworld import NOOP
 from concord.errors import ConfigError
 from concord.registry import ENVS
+from tests.vecenv_checks import (
+    check_batched_equals_single,
+    check_seeding_and_rng_round_trip,
+    check_yaml_declares_constructor_defaults,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "envs"
 
 FAR = (9, 9)  # a corner more than 3 cells from every learner used below
 
@@ -172,76 +179,20 @@ def test_observation_window_at_a_corner() -> None:
     assert s.extras["positions"][0, 1].tolist() == [1.0, 2.0]
 
 
-def random_legal(rng: np.random.Generator, avail: np.ndarray) -> np.ndarray:
-    a = rng.integers(0, avail.shape[-1], avail.shape[:-1])
-    return np.where(np.take_along_axis(avail, a[..., None], -1)[..., 0], a, NOOP)
-
-
-def rollout(env: BattleEnv, steps: int, action_seed: int) -> list[tuple]:
-    rng = np.random.default_rng(action_seed)
-    ids = list(range(env.num_envs))
-    o = env.reset(ids)
-    out = []
-    for _ in range(steps):
-        res = env.step(ids, random_legal(rng, o.avail_actions))
-        out.append((res.obs.obs.copy(), res.reward.copy(), res.terminated.copy(), res.infos))
-        o = res.obs
-    return out
-
-
-def same(a: list[tuple], b: list[tuple]) -> bool:
-    return all(
-        np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) and np.array_equal(x[2], y[2]) and x[3] == y[3]
-        for x, y in zip(a, b)
-    )
-
-
-def test_same_seed_same_trajectory() -> None:
-    a = rollout(BattleEnv(num_envs=2, seed=3, n_agents=20), 40, 0)
-    b = rollout(BattleEnv(num_envs=2, seed=3, n_agents=20), 40, 0)
-    c = rollout(BattleEnv(num_envs=2, seed=4, n_agents=20), 40, 0)
-    assert same(a, b)
-    assert not same(a, c)
+def _env_1_sits_out_every_third_step(t: int, rng: np.random.Generator, n_envs: int) -> list[int]:
+    return [0, 1, 2] if t % 3 else [0, 2]
 
 
 def test_batched_equals_single_and_subsets_leave_others_untouched() -> None:
-    batch = BattleEnv(num_envs=3, seed=10, n_agents=20)
-    singles = [BattleEnv(num_envs=1, seed=10 + i, n_agents=20) for i in range(3)]
-    rng = np.random.default_rng(1)
-    ob = batch.reset([0, 1, 2])
-    for s in singles:
-        s.reset([0])
-    ends = 0
-    for t in range(120):
-        ids = [0, 1, 2] if t % 3 else [0, 2]  # every third step, env 1 sits out
-        acts = random_legal(rng, ob.avail_actions[ids])
-        before = batch.pos[1].copy(), batch.hp[1].copy(), batch.opp_hp[1].copy()
-        res = batch.step(ids, acts)
-        if 1 not in ids:
-            assert np.array_equal(before[0], batch.pos[1]) and np.array_equal(before[1], batch.hp[1])
-            assert np.array_equal(before[2], batch.opp_hp[1])
-        for j, e in enumerate(ids):
-            single = singles[e].step([0], acts[j : j + 1])
-            assert np.array_equal(single.obs.obs[0], res.obs.obs[j])
-            assert np.array_equal(single.obs.state[0], res.obs.state[j])
-            assert single.reward[0] == res.reward[j] and single.infos[0] == res.infos[j]
-            if res.terminated[j] or res.truncated[j]:
-                ends += 1
-                batch.reset([e])
-                singles[e].reset([0])
-        ob = batch._observe(np.arange(3))
+    ends = check_batched_equals_single(
+        partial(BattleEnv, n_agents=20), n_envs=3, seed=10, steps=120, pick_ids=_env_1_sits_out_every_third_step,
+        action_seed=1, untouched=lambda env, i: (env.pos[i], env.hp[i], env.opp_hp[i]),
+    )
     assert ends >= 2  # the comparison went through episode ends and resets
 
 
-def test_rng_state_round_trip() -> None:
-    env = BattleEnv(num_envs=2, seed=7, n_agents=20)
-    state = env.get_rng_state()
-    a = rollout(env, 30, 5)
-    env.set_rng_state(state)
-    b = rollout(env, 30, 5)
-    other = BattleEnv(num_envs=2, seed=99, n_agents=20)
-    other.set_rng_state(state)
-    assert same(a, b) and same(a, rollout(other, 30, 5))
+def test_same_seed_same_trajectory_and_rng_state_round_trip() -> None:
+    check_seeding_and_rng_round_trip(partial(BattleEnv, n_agents=20), steps=40, seed=3)
 
 
 def test_battle80_shapes_and_registry() -> None:
@@ -256,10 +207,4 @@ def test_battle80_shapes_and_registry() -> None:
 
 
 def test_yaml_declares_every_constructor_key() -> None:
-    with open("config/envs/battle.yaml") as f:
-        cfg = yaml.safe_load(f)
-    params = inspect.signature(BattleEnv).parameters
-    assert cfg["env"] == "battle"
-    assert set(cfg["env_args"]) == set(params) - {"num_envs", "seed"}
-    for k, v in cfg["env_args"].items():
-        assert v == params[k].default
+    assert check_yaml_declares_constructor_defaults(CONFIG / "battle.yaml", BattleEnv)["env"] == "battle"

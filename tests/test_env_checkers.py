@@ -1,16 +1,18 @@
 """Checkers (LAN §5.3): eating rules per agent, blocking, observations, ends, the intended play."""
 from __future__ import annotations
 
-import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from concord.envs.base import step_single
 from concord.envs.checkers import CheckersEnv
 from concord.envs.gridworld import EAST, NOOP, NORTH, SOUTH, WEST
 from concord.registry import ENVS
+from tests.vecenv_checks import check_yaml_declares_constructor_defaults
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "envs"
 
 STEP = 2 * 0.01  # both agents' step cost
 
@@ -111,10 +113,5 @@ def test_no_randomness_seeds_do_not_matter() -> None:
 
 
 def test_yaml_declares_every_constructor_key() -> None:
-    with open("config/envs/checkers.yaml") as f:
-        cfg = yaml.safe_load(f)
-    params = inspect.signature(CheckersEnv).parameters
+    cfg = check_yaml_declares_constructor_defaults(CONFIG / "checkers.yaml", CheckersEnv, framework_args=("seed",))
     assert cfg["env"] == "checkers"
-    assert set(cfg["env_args"]) == set(params) - {"seed"}
-    for k, v in cfg["env_args"].items():
-        assert v == params[k].default

@@ -1,16 +1,19 @@
 """Coordination game (bn_dag_policies.md §7.1, App. B.1): rules, seeding, batching, exact model, yaml."""
 from __future__ import annotations
 
-import inspect
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from concord.envs.base import EnvObs, StepResult
 from concord.envs.coordination_game import CoordinationGameEnv, reward_table
 from concord.errors import ConfigError
+from tests.vecenv_checks import (
+    check_batched_equals_single,
+    check_seeding_and_rng_round_trip,
+    check_yaml_declares_constructor_defaults,
+)
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "envs" / "coordination_game.yaml"
 
@@ -67,59 +70,13 @@ def test_initial_state_is_uniform() -> None:
     assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(4000 * 0.25 * 0.75))
 
 
-def _row(o: EnvObs, j: int) -> tuple[np.ndarray, ...]:
-    return o.obs[j], o.state[j], o.avail_actions[j]
-
-
-def _assert_step_rows_equal(a: StepResult, j: int, b: StepResult) -> None:
-    for x, y in zip(_row(a.obs, j), _row(b.obs, 0)):
-        np.testing.assert_array_equal(x, y)
-    assert (a.reward[j], a.terminated[j], a.truncated[j]) == (b.reward[0], b.terminated[0], b.truncated[0])
-    assert a.infos[j] == b.infos[0]
-
-
 def test_batched_subset_stepping_equals_single_envs() -> None:
-    kw = {"n_agents": 3, "episode_limit": 4}
-    n_envs, seed = 3, 11
-    batch = CoordinationGameEnv(num_envs=n_envs, seed=seed, **kw)
-    singles = [CoordinationGameEnv(num_envs=1, seed=seed + i, **kw) for i in range(n_envs)]
-    first = batch.reset(range(n_envs))
-    for i, s in enumerate(singles):
-        for x, y in zip(_row(first, i), _row(s.reset([0]), 0)):
-            np.testing.assert_array_equal(x, y)
-    pick = np.random.default_rng(0)
-    for _ in range(40):
-        ids = np.flatnonzero(pick.random(n_envs) < 0.6)  # the others must stay untouched
-        acts = pick.integers(0, 2, (len(ids), 3))
-        res = batch.step(ids, acts)
-        for j, i in enumerate(ids):
-            _assert_step_rows_equal(res, j, singles[i].step([0], acts[j : j + 1]))
-        done = ids[res.truncated]
-        if len(done):
-            again = batch.reset(done)
-            for j, i in enumerate(done):
-                for x, y in zip(_row(again, j), _row(singles[i].reset([0]), 0)):
-                    np.testing.assert_array_equal(x, y)
-
-
-def _episode(env: CoordinationGameEnv, acts: np.ndarray) -> np.ndarray:
-    states = [env.reset([0, 1]).state]
-    for a in acts:
-        states.append(env.step([0, 1], a).obs.state)
-    return np.stack(states)
+    make = partial(CoordinationGameEnv, n_agents=3, episode_limit=4)
+    assert check_batched_equals_single(make, n_envs=3, seed=11, steps=40) > 0  # through episode ends
 
 
 def test_same_seed_same_trajectory_and_rng_state_round_trip() -> None:
-    acts = np.random.default_rng(0).integers(0, 2, (20, 2, 5))
-    a = _episode(CoordinationGameEnv(num_envs=2, seed=42, n_agents=5), acts)
-    np.testing.assert_array_equal(a, _episode(CoordinationGameEnv(num_envs=2, seed=42, n_agents=5), acts))
-    assert not np.array_equal(a, _episode(CoordinationGameEnv(num_envs=2, seed=43, n_agents=5), acts))
-    env = CoordinationGameEnv(num_envs=2, seed=42, n_agents=5)
-    saved = env.get_rng_state()
-    first = _episode(env, acts)
-    assert not np.array_equal(first, _episode(env, acts))  # the streams moved on
-    env.set_rng_state(saved)
-    np.testing.assert_array_equal(first, _episode(env, acts))
+    check_seeding_and_rng_round_trip(partial(CoordinationGameEnv, n_agents=5), steps=20)
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -159,13 +116,6 @@ def test_bad_comparator_is_a_config_error() -> None:
         CoordinationGameEnv(num_envs=1, comparator="<<")
 
 
-def _norm(v: object) -> object:
-    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
 def test_yaml_declares_every_constructor_keyword_with_its_default() -> None:
-    cfg = yaml.safe_load(YAML.read_text())
+    cfg = check_yaml_declares_constructor_defaults(YAML, CoordinationGameEnv)
     assert cfg["env"] == "coordination_game" and cfg["gamma"] == 0.95
-    defaults = {k: p.default for k, p in inspect.signature(CoordinationGameEnv).parameters.items()
-                if k not in ("num_envs", "seed")}
-    assert {k: _norm(v) for k, v in cfg["env_args"].items()} == {k: _norm(v) for k, v in defaults.items()}

@@ -1,17 +1,20 @@
 """Demand response (dadc.md App. D.2): cost, kernels, seeding, batching, mean-field model, yaml."""
 from __future__ import annotations
 
-import inspect
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from concord.envs.base import EnvObs, StepResult
 from concord.envs.demand_response import FORCE_OFF, FORCE_ON, NATURAL, DemandResponseEnv
 from concord.errors import ConfigError
+from tests.vecenv_checks import (
+    check_batched_equals_single,
+    check_seeding_and_rng_round_trip,
+    check_yaml_declares_constructor_defaults,
+)
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "envs" / "demand_response.yaml"
 KL_P0_ZETA = (1 / 3) * math.log((1 / 3) / 0.7) + (2 / 3) * math.log((2 / 3) / 0.3)  # 0.2850
@@ -76,59 +79,13 @@ def test_truncation_and_discounted_return() -> None:
     assert res.infos[0]["discounted_return"] == pytest.approx(sum(0.9**t * r for t, r in enumerate(rewards)), abs=1e-5)
 
 
-def _row(o: EnvObs, j: int) -> tuple[np.ndarray, ...]:
-    return o.obs[j], o.state[j], o.avail_actions[j]
-
-
-def _assert_step_rows_equal(a: StepResult, j: int, b: StepResult) -> None:
-    for x, y in zip(_row(a.obs, j), _row(b.obs, 0)):
-        np.testing.assert_array_equal(x, y)
-    assert (a.reward[j], a.terminated[j], a.truncated[j]) == (b.reward[0], b.terminated[0], b.truncated[0])
-    assert a.infos[j] == b.infos[0]
-
-
 def test_batched_subset_stepping_equals_single_envs() -> None:
-    kw = {"n_agents": 10, "episode_limit": 5}
-    n_envs, seed = 3, 11
-    batch = DemandResponseEnv(num_envs=n_envs, seed=seed, **kw)
-    singles = [DemandResponseEnv(num_envs=1, seed=seed + i, **kw) for i in range(n_envs)]
-    first = batch.reset(range(n_envs))
-    for i, s in enumerate(singles):
-        for x, y in zip(_row(first, i), _row(s.reset([0]), 0)):
-            np.testing.assert_array_equal(x, y)
-    pick = np.random.default_rng(0)
-    for _ in range(40):
-        ids = np.flatnonzero(pick.random(n_envs) < 0.6)  # the others must stay untouched
-        acts = pick.integers(0, 3, (len(ids), 10))
-        res = batch.step(ids, acts)
-        for j, i in enumerate(ids):
-            _assert_step_rows_equal(res, j, singles[i].step([0], acts[j : j + 1]))
-        done = ids[res.truncated]
-        if len(done):
-            again = batch.reset(done)
-            for j, i in enumerate(done):
-                for x, y in zip(_row(again, j), _row(singles[i].reset([0]), 0)):
-                    np.testing.assert_array_equal(x, y)
-
-
-def _episode(env: DemandResponseEnv, acts: np.ndarray) -> np.ndarray:
-    states = [env.reset([0, 1]).state]
-    for a in acts:
-        states.append(env.step([0, 1], a).obs.state)
-    return np.stack(states)
+    make = partial(DemandResponseEnv, n_agents=10, episode_limit=5)
+    assert check_batched_equals_single(make, n_envs=3, seed=11, steps=40) > 0
 
 
 def test_same_seed_same_trajectory_and_rng_state_round_trip() -> None:
-    acts = np.random.default_rng(0).integers(0, 3, (10, 2, 100))
-    a = _episode(DemandResponseEnv(num_envs=2, seed=42), acts)
-    np.testing.assert_array_equal(a, _episode(DemandResponseEnv(num_envs=2, seed=42), acts))
-    assert not np.array_equal(a, _episode(DemandResponseEnv(num_envs=2, seed=43), acts))
-    env = DemandResponseEnv(num_envs=2, seed=42)
-    saved = env.get_rng_state()
-    first = _episode(env, acts)
-    assert not np.array_equal(first, _episode(env, acts))
-    env.set_rng_state(saved)
-    np.testing.assert_array_equal(first, _episode(env, acts))
+    check_seeding_and_rng_round_trip(DemandResponseEnv, steps=10)
 
 
 def test_mean_field_model_matches_sampled_counts_and_rewards() -> None:
@@ -165,13 +122,6 @@ def test_bad_config_is_a_config_error() -> None:
         DemandResponseEnv(num_envs=1, target=[0.7, 0.2])
 
 
-def _norm(v: object) -> object:
-    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
 def test_yaml_declares_every_constructor_keyword_with_its_default() -> None:
-    cfg = yaml.safe_load(YAML.read_text())
+    cfg = check_yaml_declares_constructor_defaults(YAML, DemandResponseEnv)
     assert cfg["env"] == "demand_response" and cfg["gamma"] == 0.9 == cfg["env_args"]["metric_gamma"]
-    defaults = {k: p.default for k, p in inspect.signature(DemandResponseEnv).parameters.items()
-                if k not in ("num_envs", "seed")}
-    assert {k: _norm(v) for k, v in cfg["env_args"].items()} == {k: _norm(v) for k, v in defaults.items()}

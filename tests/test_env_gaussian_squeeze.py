@@ -1,16 +1,15 @@
 """GaussianSqueeze[N] (vast.md §5.1): the reward formula, its optimum, batching and the yaml."""
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from concord.envs.gaussian_squeeze import GaussianSqueezeEnv, squeeze_value
 from concord.errors import ConfigError
+from tests.vecenv_checks import check_yaml_declares_constructor_defaults
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "envs" / "gaussian_squeeze.yaml"
 
@@ -83,13 +82,5 @@ def test_bad_config_is_a_config_error() -> None:
         GaussianSqueezeEnv(num_envs=1, sigma=0.0)
 
 
-def _norm(v: object) -> object:
-    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
-
-
 def test_yaml_declares_every_constructor_keyword_with_its_default() -> None:
-    cfg = yaml.safe_load(YAML.read_text())
-    assert cfg["env"] == "gaussian_squeeze"
-    defaults = {k: p.default for k, p in inspect.signature(GaussianSqueezeEnv).parameters.items()
-                if k not in ("num_envs", "seed")}
-    assert {k: _norm(v) for k, v in cfg["env_args"].items()} == {k: _norm(v) for k, v in defaults.items()}
+    assert check_yaml_declares_constructor_defaults(YAML, GaussianSqueezeEnv)["env"] == "gaussian_squeeze"

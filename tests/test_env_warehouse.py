@@ -1,16 +1,23 @@
 """Warehouse[N] (VAST §5.1): rules on hand-built situations, starts, views, seeding, batching."""
 from __future__ import annotations
 
-import inspect
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from concord.envs.gridworld import EAST, NOOP, SOUTH, WEST
 from concord.envs.warehouse import DROPOFF, WarehouseEnv
 from concord.errors import ConfigError
 from concord.registry import ENVS
+from tests.vecenv_checks import (
+    check_batched_equals_single,
+    check_seeding_and_rng_round_trip,
+    check_yaml_declares_constructor_defaults,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "envs"
 
 # Warehouse[4] map (row 0 on top):   # W #  /  . 1 .  /  3 # 4  /  . 2 .  /  # W #
 STEP_COST = 4 * 0.01  # the time penalty of 4 robots
@@ -156,68 +163,21 @@ def test_observation_window_at_the_border() -> None:
     assert not obs[4].any()
 
 
-def random_rollout(env: WarehouseEnv, steps: int, action_seed: int) -> list[tuple]:
-    rng = np.random.default_rng(action_seed)
-    ids = list(range(env.num_envs))
-    env.reset(ids)
-    out = []
-    for _ in range(steps):
-        res = env.step(ids, rng.integers(0, env.n_actions, (env.num_envs, env.n_agents)))
-        out.append((res.obs.obs.copy(), res.reward.copy(), res.obs.extras["positions"].copy(), res.infos))
-        done = np.flatnonzero(res.truncated)
-        if len(done):
-            env.reset(done)
-    return out
-
-
-def same(a: list[tuple], b: list[tuple]) -> bool:
-    return all(
-        np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) and np.array_equal(x[2], y[2]) and x[3] == y[3]
-        for x, y in zip(a, b)
-    )
-
-
-def test_same_seed_same_trajectory() -> None:
-    a = random_rollout(WarehouseEnv(num_envs=2, seed=3, n_agents=8), 60, 0)
-    assert same(a, random_rollout(WarehouseEnv(num_envs=2, seed=3, n_agents=8), 60, 0))
-    assert not same(a, random_rollout(WarehouseEnv(num_envs=2, seed=4, n_agents=8), 60, 0))
+def _env_1_sits_out_every_third_step(t: int, rng: np.random.Generator, n_envs: int) -> list[int]:
+    return [0, 1, 2] if t % 3 else [2, 0]  # and the order flips
 
 
 def test_batched_equals_single_and_subsets_leave_others_untouched() -> None:
-    batch = WarehouseEnv(num_envs=3, seed=20, n_agents=16, episode_limit=15)
-    singles = [WarehouseEnv(num_envs=1, seed=20 + i, n_agents=16, episode_limit=15) for i in range(3)]
-    ob = batch.reset([0, 1, 2])
-    for i, s in enumerate(singles):
-        assert np.array_equal(s.reset([0]).obs[0], ob.obs[i])
-    rng = np.random.default_rng(2)
-    ends = 0
-    for t in range(50):
-        ids = [0, 1, 2] if t % 3 else [2, 0]  # every third step env 1 sits out (and the order flips)
-        acts = rng.integers(0, 6, (len(ids), 16))
-        before = batch.pos[1].copy(), batch.need[1].copy()
-        res = batch.step(ids, acts)
-        if 1 not in ids:
-            assert np.array_equal(before[0], batch.pos[1]) and np.array_equal(before[1], batch.need[1])
-        for j, e in enumerate(ids):
-            single = singles[e].step([0], acts[j : j + 1])
-            assert np.array_equal(single.obs.obs[0], res.obs.obs[j])
-            assert np.array_equal(single.obs.state[0], res.obs.state[j])
-            assert single.reward[0] == res.reward[j] and single.infos[0] == res.infos[j]
-            if res.truncated[j]:
-                ends += 1
-                batch.reset([e])
-                singles[e].reset([0])
+    ends = check_batched_equals_single(
+        partial(WarehouseEnv, n_agents=16, episode_limit=15), n_envs=3, seed=20, steps=50,
+        pick_ids=_env_1_sits_out_every_third_step, action_seed=2, untouched=lambda env, i: (env.pos[i], env.need[i]),
+    )
     assert ends >= 3
 
 
-def test_rng_state_round_trip() -> None:
-    env = WarehouseEnv(num_envs=2, seed=7, n_agents=4)
-    state = env.get_rng_state()
-    a = random_rollout(env, 60, 5)
-    env.set_rng_state(state)
-    other = WarehouseEnv(num_envs=2, seed=70, n_agents=4)
-    other.set_rng_state(state)
-    assert same(a, random_rollout(env, 60, 5)) and same(a, random_rollout(other, 60, 5))
+@pytest.mark.parametrize("n_agents, seed", [(8, 3), (4, 7)])
+def test_same_seed_same_trajectory_and_rng_state_round_trip(n_agents: int, seed: int) -> None:
+    check_seeding_and_rng_round_trip(partial(WarehouseEnv, n_agents=n_agents), steps=60, seed=seed)
 
 
 def test_shapes_registry_and_bad_n() -> None:
@@ -232,10 +192,4 @@ def test_shapes_registry_and_bad_n() -> None:
 
 
 def test_yaml_declares_every_constructor_key() -> None:
-    with open("config/envs/warehouse.yaml") as f:
-        cfg = yaml.safe_load(f)
-    params = inspect.signature(WarehouseEnv).parameters
-    assert cfg["env"] == "warehouse"
-    assert set(cfg["env_args"]) == set(params) - {"num_envs", "seed"}
-    for k, v in cfg["env_args"].items():
-        assert v == params[k].default
+    assert check_yaml_declares_constructor_defaults(CONFIG / "warehouse.yaml", WarehouseEnv)["env"] == "warehouse"

@@ -21,11 +21,12 @@ Open details and the defaults taken (each a yaml key):
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -44,7 +45,7 @@ def grid_adjacency(rows: int, cols: int) -> np.ndarray:
 
 
 @register_env("aloha")
-class AlohaEnv(VecEnv):
+class AlohaEnv(NumpyVecEnv):
     """``num_envs`` Aloha games; env i draws from its own stream ``default_rng(seed + i)``."""
 
     def __init__(
@@ -72,12 +73,13 @@ class AlohaEnv(VecEnv):
         if collision_penalty_per not in PENALTY_PER:
             raise ConfigError(
                 f"aloha: collision_penalty_per must be one of {PENALTY_PER}, got '{collision_penalty_per}'")
-        self.num_envs = num_envs
+        super().__init__(num_envs, seed)
         self.adj = grid_adjacency(*grid_shape)  # (N, N) bool
         self.edges = np.argwhere(np.triu(self.adj))  # (n_edges, 2) each neighbour pair once
         self.n_agents = self.adj.shape[0]
         self.n_actions = 2
         self.episode_limit = episode_limit
+        self.obs_shape, self.state_shape = 1, self.n_agents
         self.arrival_prob = float(arrival_prob)
         self.success_reward = float(success_reward)
         self.collision_penalty = float(collision_penalty)
@@ -85,25 +87,9 @@ class AlohaEnv(VecEnv):
         self.max_backlog = max_backlog
         self.empty_send = empty_send
         self.collision_penalty_per = collision_penalty_per
-        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)]
         self.backlog = np.full((num_envs, self.n_agents), initial_backlog, dtype=np.int64)  # (E, N)
-        self.t = np.zeros(num_envs, dtype=np.int64)  # (E,)
         self.transmitted = np.zeros(num_envs, dtype=np.int64)  # (E,) messages delivered this episode
         self.collisions = np.zeros(num_envs, dtype=np.int64)  # (E,) penalties charged this episode
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": 1,
-            "state_shape": self.n_agents,
-            "episode_limit": self.episode_limit,
-            "extras": {},
-        }
-
-    def _uniform(self, ids: np.ndarray, size: int) -> np.ndarray:
-        """``(k, size)`` uniforms, row j from env ``ids[j]``'s own stream."""
-        return np.array([self.rngs[i].random(size) for i in ids]).reshape(len(ids), size)
 
     def _obs(self, ids: np.ndarray) -> EnvObs:
         b = self.backlog[ids].astype(np.float32)  # (k, N)
@@ -138,27 +124,11 @@ class AlohaEnv(VecEnv):
             n_pen = (on_air[:, i] & on_air[:, j] & (has_msg[:, i] | has_msg[:, j])).sum(axis=1)  # (k,)
         n_ok = success.sum(axis=1)  # (k,)
         reward = self.success_reward * n_ok - self.collision_penalty * n_pen  # (k,)
-        arrivals = self._uniform(ids, self.n_agents) < self.arrival_prob  # (k, N), after transmission [C]
+        arrivals = self.rngs.uniform(ids, self.n_agents) < self.arrival_prob  # (k, N), after transmission [C]
         self.backlog[ids] = np.minimum(backlog - success + arrivals, self.max_backlog)
-        self.t[ids] += 1
         self.transmitted[ids] += n_ok
         self.collisions[ids] += n_pen
-        truncated = self.t[ids] >= self.episode_limit  # (k,)
-        infos: list[dict[str, Any]] = [
-            {"transmitted": int(self.transmitted[i]), "collisions": int(self.collisions[i])} if done else {}
-            for i, done in zip(ids, truncated)
-        ]
-        return StepResult(
-            obs=self._obs(ids),
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(len(ids), dtype=bool),
-            truncated=truncated,
-            infos=infos,
+        return self._time_limit_result(
+            ids, self._obs(ids), reward,
+            lambda i: {"transmitted": int(self.transmitted[i]), "collisions": int(self.collisions[i])},
         )
-
-    def get_rng_state(self) -> list[dict[str, Any]]:
-        return [r.bit_generator.state for r in self.rngs]
-
-    def set_rng_state(self, state: list[dict[str, Any]]) -> None:
-        for r, s in zip(self.rngs, state, strict=True):
-            r.bit_generator.state = s

@@ -32,15 +32,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
-from concord.envs.gridworld import (
-    MOVE_DELTAS,
-    NOOP,
-    EnvRngs,
-    gather_windows,
-    parse_layout,
-    pick_one_per_group,
-)
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.gridworld import MOVE_DELTAS, NOOP, gather_windows, parse_layout, pick_one_per_group
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -108,7 +102,7 @@ LAYOUTS = {
 
 
 @register_env("battle")
-class BattleEnv(VecEnv):
+class BattleEnv(NumpyVecEnv):
     """A batch of ``num_envs`` Battle[``n_agents``] games stepped together."""
 
     def __init__(
@@ -126,18 +120,20 @@ class BattleEnv(VecEnv):
             raise ConfigError(f"battle: n_agents must be one of {sorted(LAYOUTS)}, got {n_agents}")
         if num_envs < 1 or episode_limit < 1 or regen < 0:
             raise ConfigError("battle: num_envs and episode_limit must be >= 1 and regen >= 0")
-        self.num_envs = int(num_envs)
+        super().__init__(num_envs, seed)
         self.n_agents = int(n_agents)
         self.n_actions = N_ACTIONS
         self.episode_limit = int(episode_limit)
+        self.extras_shapes = {"positions": (self.n_agents, 2)}
         self.regen = float(regen)
         self.kill_reward = float(kill_reward)
         self.death_penalty = float(death_penalty)
         self.west_drift = bool(opponent_west_drift)
-        self.rngs = EnvRngs(self.num_envs, seed)
 
         grid = parse_layout(LAYOUTS[self.n_agents])
         self.height, self.width = grid.shape
+        self.obs_shape = N_OBS_CHANNELS * VIEW * VIEW
+        self.state_shape = 2 * self.height * self.width
         self.start = np.argwhere(grid == "A")  # (N, 2) row-major order
         self.opp_start = np.argwhere(grid == "O")  # (N, 2)
         self.max_pos = np.array([self.height - 1, self.width - 1])
@@ -150,21 +146,10 @@ class BattleEnv(VecEnv):
         self.hp = np.full((E, N), MAX_HP)  # (E, N)
         self.opp_pos = np.repeat(self.opp_start[None], E, 0)  # (E, N, 2)
         self.opp_hp = np.full((E, N), MAX_HP)  # (E, N)
-        self.t = np.zeros(E, dtype=np.int64)
         self.kills = np.zeros(E, dtype=np.int64)  # opponents killed by learners
         self.deaths = np.zeros(E, dtype=np.int64)  # learners killed by opponents
 
     # ----------------------------------------------------------------- interface
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": N_OBS_CHANNELS * VIEW * VIEW,
-            "state_shape": 2 * self.height * self.width,
-            "episode_limit": self.episode_limit,
-            "extras": {"positions": (self.n_agents, 2)},
-        }
-
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         ids = np.asarray(env_ids, dtype=np.int64)
         self.pos[ids] = self.start
@@ -239,12 +224,6 @@ class BattleEnv(VecEnv):
             truncated=truncated,
             infos=infos,
         )
-
-    def get_rng_state(self) -> Any:
-        return self.rngs.get_state()
-
-    def set_rng_state(self, state: Any) -> None:
-        self.rngs.set_state(state)
 
     # ----------------------------------------------------------------- dynamics
     def _move(self, pos: np.ndarray, moves: np.ndarray) -> np.ndarray:

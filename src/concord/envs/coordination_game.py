@@ -16,11 +16,12 @@ from ``tabular_model()``, whose joint index orders are C-order with agent 0 most
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.envs.tabular import TabularModel
 from concord.errors import ConfigError
 from concord.registry import register_env
@@ -41,7 +42,7 @@ def reward_table(n_agents: int, comparator: str = "<=") -> np.ndarray:
 
 
 @register_env("coordination_game")
-class CoordinationGameEnv(VecEnv):
+class CoordinationGameEnv(NumpyVecEnv):
     """``num_envs`` coordination games; env i draws from its own stream ``default_rng(seed + i)``."""
 
     def __init__(
@@ -57,30 +58,15 @@ class CoordinationGameEnv(VecEnv):
             raise ConfigError("coordination_game needs num_envs, n_agents and episode_limit >= 1")
         if not 0.0 <= eps <= 1.0:
             raise ConfigError(f"coordination_game: eps must lie in [0, 1], got {eps}")
-        self.num_envs = num_envs
+        super().__init__(num_envs, seed)
         self.n_agents = n_agents
         self.n_actions = 2
         self.episode_limit = episode_limit
+        self.obs_shape = self.state_shape = n_agents
         self.eps = float(eps)
         self.comparator = comparator
         self.rewards_by_k = reward_table(n_agents, comparator)  # (N+1,)
-        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)]
         self.s = np.zeros((num_envs, n_agents), dtype=np.int8)  # (E, N) local states
-        self.t = np.zeros(num_envs, dtype=np.int64)  # (E,) steps taken in the episode
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": self.n_agents,
-            "state_shape": self.n_agents,
-            "episode_limit": self.episode_limit,
-            "extras": {},
-        }
-
-    def _uniform(self, ids: np.ndarray, size: int) -> np.ndarray:
-        """``(k, size)`` uniforms, row j from env ``ids[j]``'s own stream."""
-        return np.array([self.rngs[i].random(size) for i in ids]).reshape(len(ids), size)
 
     def _obs(self, ids: np.ndarray) -> EnvObs:
         s = self.s[ids].astype(np.float32)  # (k, N)
@@ -92,7 +78,7 @@ class CoordinationGameEnv(VecEnv):
 
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         ids = np.asarray(env_ids, dtype=np.intp)
-        self.s[ids] = self._uniform(ids, self.n_agents) < 0.5  # mu uniform over {0,1}^N
+        self.s[ids] = self.rngs.uniform(ids, self.n_agents) < 0.5  # mu uniform over {0,1}^N
         self.t[ids] = 0
         return self._obs(ids)
 
@@ -102,24 +88,9 @@ class CoordinationGameEnv(VecEnv):
         if a.shape != (len(ids), self.n_agents):
             raise ValueError(f"coordination_game: actions have shape {a.shape}, expected {(len(ids), self.n_agents)}")
         reward = self.rewards_by_k[self.s[ids].sum(axis=1)]  # (k,) r(s_t), before the transition
-        flip = self._uniform(ids, self.n_agents) < self.eps  # (k, N)
+        flip = self.rngs.uniform(ids, self.n_agents) < self.eps  # (k, N)
         self.s[ids] = np.logical_xor(a.astype(bool), flip)  # s' = a w.p. 1 - eps, else 1 - a
-        self.t[ids] += 1
-        truncated = self.t[ids] >= self.episode_limit  # (k,)
-        return StepResult(
-            obs=self._obs(ids),
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(len(ids), dtype=bool),
-            truncated=truncated,
-            infos=[{} for _ in ids],
-        )
-
-    def get_rng_state(self) -> list[dict[str, Any]]:
-        return [r.bit_generator.state for r in self.rngs]
-
-    def set_rng_state(self, state: list[dict[str, Any]]) -> None:
-        for r, s in zip(self.rngs, state, strict=True):
-            r.bit_generator.state = s
+        return self._time_limit_result(ids, self._obs(ids), reward)
 
     def tabular_model(self) -> TabularModel:
         """Exact model: T[s, a, s'] = prod_i P(s'_i | a_i), R[s, a] = r(s), mu uniform (2^N each axis).

@@ -19,13 +19,14 @@ Metric: the discounted return with ``metric_gamma`` (keep equal to ``gamma``), r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.special import rel_entr
 from scipy.stats import binom
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -95,7 +96,7 @@ def _distribution(x: Sequence[float], name: str) -> np.ndarray:
 
 
 @register_env("demand_response")
-class DemandResponseEnv(VecEnv):
+class DemandResponseEnv(NumpyVecEnv):
     """``num_envs`` populations of devices; env i draws from its own stream ``default_rng(seed + i)``."""
 
     def __init__(
@@ -133,34 +134,19 @@ class DemandResponseEnv(VecEnv):
             n=n_agents, kernels=kernels, costs=np.array([0.0, cost_off, cost_on]),
             zeta=_distribution(target, "target"), p0=p0,
         )
-        self.num_envs = num_envs
+        super().__init__(num_envs, seed)
         self.n_agents = n_agents
         self.n_actions = 3
         self.episode_limit = episode_limit
+        self.obs_shape, self.state_shape = 2, n_agents + 1
         self.metric_gamma = float(metric_gamma)
         self.p_on = kernels[:, :, 1]  # (3, 2) P(S' = 1 | a, s)
-        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)]
         self.devices = np.zeros((num_envs, n_agents), dtype=np.int64)  # (E, n) S_i, 1 = ON
-        self.t = np.zeros(num_envs, dtype=np.int64)  # (E,)
         self.discounted_return = np.zeros(num_envs)  # (E,)
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": 3,
-            "obs_shape": 2,
-            "state_shape": self.n_agents + 1,
-            "episode_limit": self.episode_limit,
-            "extras": {},
-        }
 
     def mean_field_model(self) -> MeanFieldModel:
         """The exact per-device kernels, costs and mean-field dynamics (App. D.2)."""
         return self.model
-
-    def _uniform(self, ids: np.ndarray, size: int) -> np.ndarray:
-        """``(k, size)`` uniforms, row j from env ``ids[j]``'s own stream."""
-        return np.array([self.rngs[i].random(size) for i in ids]).reshape(len(ids), size)
 
     def _obs(self, ids: np.ndarray) -> EnvObs:
         s = self.devices[ids].astype(np.float32)  # (k, n)
@@ -174,7 +160,7 @@ class DemandResponseEnv(VecEnv):
 
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         ids = np.asarray(env_ids, dtype=np.intp)
-        self.devices[ids] = self._uniform(ids, self.n_agents) < self.model.p0[1]
+        self.devices[ids] = self.rngs.uniform(ids, self.n_agents) < self.model.p0[1]
         self.t[ids] = 0
         self.discounted_return[ids] = 0.0
         return self._obs(ids)
@@ -188,24 +174,8 @@ class DemandResponseEnv(VecEnv):
         m_on = s.mean(axis=1)  # (k,) M_t before the transition
         m = np.stack([1 - m_on, m_on], axis=1)  # (k, 2)
         reward = -(self.model.costs[a].mean(axis=1) + kl(m, self.model.zeta))  # (k,)
-        self.devices[ids] = self._uniform(ids, self.n_agents) < self.p_on[a, s]  # (k, n)
+        self.devices[ids] = self.rngs.uniform(ids, self.n_agents) < self.p_on[a, s]  # (k, n)
         self.discounted_return[ids] += self.metric_gamma ** self.t[ids] * reward
-        self.t[ids] += 1
-        truncated = self.t[ids] >= self.episode_limit  # (k,)
-        infos: list[dict[str, Any]] = [
-            {"discounted_return": float(self.discounted_return[i])} if done else {} for i, done in zip(ids, truncated)
-        ]
-        return StepResult(
-            obs=self._obs(ids),
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(len(ids), dtype=bool),
-            truncated=truncated,
-            infos=infos,
+        return self._time_limit_result(
+            ids, self._obs(ids), reward, lambda i: {"discounted_return": float(self.discounted_return[i])}
         )
-
-    def get_rng_state(self) -> list[dict[str, Any]]:
-        return [r.bit_generator.state for r in self.rngs]
-
-    def set_rng_state(self, state: list[dict[str, Any]]) -> None:
-        for r, st in zip(self.rngs, state, strict=True):
-            r.bit_generator.state = st

@@ -18,11 +18,12 @@ The global state is one zero feature (the authors' code: an all-zero state [C]).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -37,7 +38,7 @@ def squeeze_value(x: np.ndarray | float, mu: float, sigma: float) -> np.ndarray:
 
 
 @register_env("gaussian_squeeze")
-class GaussianSqueezeEnv(VecEnv):
+class GaussianSqueezeEnv(NumpyVecEnv):
     """``num_envs`` independent GaussianSqueeze[N] games stepped as one batch."""
 
     def __init__(
@@ -55,24 +56,14 @@ class GaussianSqueezeEnv(VecEnv):
             raise ConfigError(f"gaussian_squeeze: sigma must be > 0, got {sigma}")
         if obs_type not in OBS_TYPES:
             raise ConfigError(f"gaussian_squeeze: obs_type must be one of {OBS_TYPES}, got '{obs_type}'")
-        self.num_envs = num_envs
-        self.seed = seed  # unused: the game has no randomness
+        super().__init__(num_envs, seed)  # the game draws nothing from its streams
         self.n_agents = n_agents
         self.n_actions = N_ACTIONS
         self.episode_limit = 1
+        self.obs_shape = n_agents if obs_type == "agent_id" else 1
+        self.state_shape = 1
         self.mu, self.sigma = float(mu), float(sigma)
         self.obs_type = obs_type
-        self.obs_dim = n_agents if obs_type == "agent_id" else 1
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": self.obs_dim,
-            "state_shape": 1,
-            "episode_limit": self.episode_limit,
-            "extras": {},
-        }
 
     def optimum(self) -> tuple[int, float]:
         """The best feasible allocation x* in {0..9N} and GS(x*), from the closed-form stationary point."""

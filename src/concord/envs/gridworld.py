@@ -3,14 +3,13 @@
 - the common action encoding (no-op and four moves, as in the VAST authors' code);
 - ASCII layout parsing;
 - gathering square view windows for a batch of agents in one fancy-indexing call;
-- one random generator per env of a batch, so that env ``i`` of a batch draws exactly what a
-  single env (``num_envs=1``) seeded ``seed + i`` draws: batched and single stepping agree.
+- a uniform choice of one member per group (Battle's hits on a shared cell).
+
+Warehouse and Battle draw their random numbers through ``numpy_vec.EnvRngs`` (one stream per env).
 
 Coordinates are ``(row, col)``; north is row - 1 (up on the printed map), east is col + 1.
 """
 from __future__ import annotations
-
-from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,46 +34,6 @@ def gather_windows(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: i
     """
     windows = np.lib.stride_tricks.sliding_window_view(grid, (size, size), axis=(1, 2))  # (k, H, W, [C,] s, s)
     return windows[np.arange(grid.shape[0])[:, None], rows, cols]
-
-
-def resolve_seed(seed: int | None) -> int:
-    """The base seed of a batch; ``None`` draws one from OS entropy."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    return int(seed)
-
-
-class EnvRngs:
-    """One ``np.random.Generator`` per env of a batch (env ``i`` seeded ``seed + i``).
-
-    Every draw goes through :meth:`uniform`, which asks each env's own generator for exactly the
-    numbers that env needs. What an env draws therefore never depends on which other envs are in
-    the batch or are stepped with it.
-    """
-
-    def __init__(self, num_envs: int, seed: int | None) -> None:
-        base = resolve_seed(seed)
-        self.gens = [np.random.default_rng(base + i) for i in range(num_envs)]
-
-    def uniform(self, env_ids: Sequence[int], sizes: int | Sequence[int]) -> np.ndarray:
-        """``(k, max(sizes))`` U[0,1) draws; env ``env_ids[j]`` draws ``sizes[j]`` numbers (rest 0)."""
-        if isinstance(sizes, (int, np.integer)):
-            return np.stack([self.gens[e].random(int(sizes)) for e in env_ids])  # (k, size)
-        width = int(max(sizes)) if len(sizes) else 0
-        out = np.zeros((len(env_ids), width))  # (k, width)
-        for j, (e, n) in enumerate(zip(env_ids, sizes)):
-            if n:
-                out[j, : int(n)] = self.gens[e].random(int(n))
-        return out
-
-    def get_state(self) -> list[dict[str, Any]]:
-        return [g.bit_generator.state for g in self.gens]
-
-    def set_state(self, state: Sequence[dict[str, Any]]) -> None:
-        if len(state) != len(self.gens):
-            raise ValueError(f"rng state holds {len(state)} envs, this batch has {len(self.gens)}")
-        for g, s in zip(self.gens, state):
-            g.bit_generator.state = s
 
 
 def pick_one_per_group(group: np.ndarray, valid: np.ndarray, keys: np.ndarray, n_groups: int) -> np.ndarray:

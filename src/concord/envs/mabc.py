@@ -24,11 +24,12 @@ Choices where the paper is silent [X] (yaml keys):
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.envs.tabular import TabularModel
 from concord.errors import ConfigError
 from concord.registry import register_env
@@ -37,7 +38,7 @@ EMPTY_TRANSMIT = ("mask", "noop")
 
 
 @register_env("mabc")
-class MABCEnv(VecEnv):
+class MABCEnv(NumpyVecEnv):
     """``num_envs`` MABC channels; env i draws from its own stream ``default_rng(seed + i)``."""
 
     def __init__(
@@ -61,37 +62,22 @@ class MABCEnv(VecEnv):
             raise ConfigError(f"mabc: empty_transmit must be one of {EMPTY_TRANSMIT}, got '{empty_transmit}'")
         if num_envs < 1 or episode_limit < 1:
             raise ConfigError("mabc needs num_envs >= 1 and episode_limit >= 1")
-        self.num_envs = num_envs
+        super().__init__(num_envs, seed)
         self.n_agents = 2
         self.n_actions = 2
         self.episode_limit = episode_limit
+        self.obs_shape, self.state_shape = 5, 3
         self.arrival_probs = np.array(probs)  # (2,)
         self.alpha0, self.alpha1 = float(alpha0), float(alpha1)
         self.kappa, self.success_reward = float(kappa), float(success_reward)
         self.initial_busy_prob = float(initial_busy_prob)
         self.empty_transmit = empty_transmit
         self.metric_gamma = float(metric_gamma)
-        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)]
         self.buffers = np.zeros((num_envs, 2), dtype=np.int64)  # (E, 2) B1, B2
         self.channel = np.zeros(num_envs, dtype=np.int64)  # (E,) S: 1 busy, 0 idle
         self.last_action = np.zeros((num_envs, 2), dtype=np.int64)  # (E, 2) effective A_{t-1}
         self.seen_channel = np.full(num_envs, -1, dtype=np.int64)  # (E,) S_{t-1} if seen, else -1
-        self.t = np.zeros(num_envs, dtype=np.int64)  # (E,)
         self.discounted_return = np.zeros(num_envs)  # (E,)
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": 2,
-            "n_actions": 2,
-            "obs_shape": 5,
-            "state_shape": 3,
-            "episode_limit": self.episode_limit,
-            "extras": {},
-        }
-
-    def _uniform(self, ids: np.ndarray, size: int) -> np.ndarray:
-        """``(k, size)`` uniforms, row j from env ``ids[j]``'s own stream."""
-        return np.array([self.rngs[i].random(size) for i in ids]).reshape(len(ids), size)
 
     def _obs(self, ids: np.ndarray) -> EnvObs:
         k = len(ids)
@@ -108,7 +94,7 @@ class MABCEnv(VecEnv):
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         ids = np.asarray(env_ids, dtype=np.intp)
         self.buffers[ids] = 0
-        self.channel[ids] = self._uniform(ids, 1)[:, 0] < self.initial_busy_prob
+        self.channel[ids] = self.rngs.uniform(ids, 1)[:, 0] < self.initial_busy_prob
         self.last_action[ids] = 0
         self.seen_channel[ids] = -1
         self.t[ids] = 0
@@ -125,32 +111,16 @@ class MABCEnv(VecEnv):
         n_tx = a.sum(axis=1)  # (k,)
         success = (n_tx == 1) & (s == 0)  # (k,) exactly one transmits on an idle channel
         reward = -self.kappa * n_tx + self.success_reward * success  # (k,)
-        u = self._uniform(ids, 3)  # (k, 3): arrivals of devices 1, 2; channel
+        u = self.rngs.uniform(ids, 3)  # (k, 3): arrivals of devices 1, 2; channel
         arrivals = u[:, :2] < self.arrival_probs  # (k, 2)
         self.buffers[ids] = np.minimum(buf - a * success[:, None] + arrivals, 1)
         self.channel[ids] = np.where(s == 0, u[:, 2] >= self.alpha0, u[:, 2] < self.alpha1)
         self.last_action[ids] = a
         self.seen_channel[ids] = np.where(n_tx > 0, s, -1)
         self.discounted_return[ids] += self.metric_gamma ** self.t[ids] * reward
-        self.t[ids] += 1
-        truncated = self.t[ids] >= self.episode_limit  # (k,)
-        infos: list[dict[str, Any]] = [
-            {"discounted_return": float(self.discounted_return[i])} if done else {} for i, done in zip(ids, truncated)
-        ]
-        return StepResult(
-            obs=self._obs(ids),
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(len(ids), dtype=bool),
-            truncated=truncated,
-            infos=infos,
+        return self._time_limit_result(
+            ids, self._obs(ids), reward, lambda i: {"discounted_return": float(self.discounted_return[i])}
         )
-
-    def get_rng_state(self) -> list[dict[str, Any]]:
-        return [r.bit_generator.state for r in self.rngs]
-
-    def set_rng_state(self, state: list[dict[str, Any]]) -> None:
-        for r, st in zip(self.rngs, state, strict=True):
-            r.bit_generator.state = st
 
     def tabular_model(self) -> TabularModel:
         """Exact model over 8 states x 4 joint actions (App. D.1).

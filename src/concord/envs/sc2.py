@@ -46,9 +46,10 @@ import copy
 import dataclasses
 import glob
 import importlib
+import inspect
 import logging
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -336,47 +337,85 @@ class StarCraft2Adapter(MultiAgentEnv):
             log.warning("closing StarCraft II failed (ignored)", exc_info=True)
 
 
-def _smac_args(local_vars: Mapping[str, Any]) -> dict[str, Any]:
-    """A constructor's keyword arguments (its ``locals()`` on entry) minus ``self``, ``seed`` and the class cell."""
-    return {k: v for k, v in local_vars.items() if k not in ("self", "seed") and not k.startswith("__")}
+@dataclasses.dataclass(frozen=True)
+class SMACArgs:
+    """SMAC's keyword arguments that both envs hand on to SMAC unchanged, with their defaults (config/envs/sc2*.yaml)."""
+
+    difficulty: str = "7"
+    game_version: str | None = None
+    step_mul: int = 8
+    move_amount: int = 2
+    continuing_episode: bool = False
+    obs_all_health: bool = True
+    obs_own_health: bool = True
+    obs_last_action: bool = False
+    obs_pathing_grid: bool = False
+    obs_terrain_height: bool = False
+    obs_instead_of_state: bool = False
+    obs_timestep_number: bool = False
+    state_timestep_number: bool = False
+    reward_sparse: bool = False
+    reward_only_positive: bool = True
+    reward_death_value: float = 10.0
+    reward_win: float = 200.0
+    reward_defeat: float = 0.0
+    reward_negative_scale: float = 0.5
+    reward_scale: bool = True
+    reward_scale_rate: float = 20.0
+    replay_dir: str = "results/replays"
+    replay_prefix: str = ""
+    debug: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SC2Args(SMACArgs):
+    """``sc2``'s constructor arguments: SMAC's, on a SMAC map (config/envs/sc2.yaml)."""
+
+    map_name: str = "3m"
+
+
+@dataclasses.dataclass(frozen=True)
+class SC2v2Args(SMACArgs):
+    """``sc2v2``'s constructor arguments: the scenario (``SC2V2_SCENARIO``) and SMACv2's own options (config/envs/sc2v2.yaml)."""
+
+    race: str = "protoss"
+    n_units: int = 5
+    n_enemies: int = 5
+    team_gen: dict[str, Any] | None = None
+    start_positions: dict[str, Any] | None = None
+    obs_own_pos: bool = True
+    conic_fov: bool = False
+    num_fov_actions: int = 12
+    use_unit_ranges: bool = True
+    min_attack_range: int = 2
+    prob_obs_enemy: float = 0.0
+    action_mask: bool = True
+
+
+SC2V2_SCENARIO = ("race", "n_units", "n_enemies", "team_gen", "start_positions")  # become smacv2's capability config
+
+
+def _takes(args_type: type) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare that ``__init__(self, seed=None, **env_args)`` takes the fields of the dataclass ``args_type``: its
+    signature (what ``help()`` and the yaml tests read) then lists them with their defaults."""
+    def declare(init: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(init).parameters.values())[:2]  # self, seed
+        fields = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+                  for f in dataclasses.fields(args_type)]
+        init.__signature__ = inspect.Signature([*own, *fields])  # type: ignore[attr-defined]
+        return init
+    return declare
 
 
 @register_env("sc2")
 class SC2Env(StarCraft2Adapter):
-    """SMAC (oxwhirl/smac ``StarCraft2Env``) on a SMAC map; arguments as in SMAC (config/envs/sc2.yaml)."""
+    """SMAC (oxwhirl/smac ``StarCraft2Env``) on a SMAC map; arguments ``SC2Args``, as in SMAC (config/envs/sc2.yaml)."""
 
     env_name = "sc2"
 
-    def __init__(
-        self,
-        seed: int | None = None,
-        map_name: str = "3m",
-        difficulty: str = "7",
-        game_version: str | None = None,
-        step_mul: int = 8,
-        move_amount: int = 2,
-        continuing_episode: bool = False,
-        obs_all_health: bool = True,
-        obs_own_health: bool = True,
-        obs_last_action: bool = False,
-        obs_pathing_grid: bool = False,
-        obs_terrain_height: bool = False,
-        obs_instead_of_state: bool = False,
-        obs_timestep_number: bool = False,
-        state_timestep_number: bool = False,
-        reward_sparse: bool = False,
-        reward_only_positive: bool = True,
-        reward_death_value: float = 10.0,
-        reward_win: float = 200.0,
-        reward_defeat: float = 0.0,
-        reward_negative_scale: float = 0.5,
-        reward_scale: bool = True,
-        reward_scale_rate: float = 20.0,
-        replay_dir: str = "results/replays",
-        replay_prefix: str = "",
-        debug: bool = False,
-    ) -> None:
-        args = _smac_args(locals())
+    @_takes(SC2Args)
+    def __init__(self, seed: int | None = None, **env_args: Any) -> None:
+        args = dataclasses.asdict(SC2Args(**env_args))
         super().__init__(seed, args, dict(args))
 
 
@@ -385,59 +424,23 @@ class SC2v2Env(StarCraft2Adapter):
     """SMACv2 (``StarCraftCapabilityEnvWrapper``): ``<race>_<n_units>_vs_<n_enemies>`` on ``10gen_<race>``.
 
     The capability config handed to smacv2 is ``{n_units, n_enemies, team_gen: team_gen[race],
-    start_positions}`` (smacv2's ``examples/configs/sc2_gen_<race>.yaml``); ``map_name`` is ``10gen_<race>``.
+    start_positions}`` (smacv2's ``examples/configs/sc2_gen_<race>.yaml``); ``map_name`` is ``10gen_<race>``;
+    every other argument of ``SC2v2Args`` goes to smacv2 unchanged.
     """
 
     env_name = "sc2v2"
 
-    def __init__(
-        self,
-        seed: int | None = None,
-        race: str = "protoss",
-        n_units: int = 5,
-        n_enemies: int = 5,
-        team_gen: dict[str, Any] | None = None,
-        start_positions: dict[str, Any] | None = None,
-        difficulty: str = "7",
-        game_version: str | None = None,
-        step_mul: int = 8,
-        move_amount: int = 2,
-        continuing_episode: bool = False,
-        obs_all_health: bool = True,
-        obs_own_health: bool = True,
-        obs_last_action: bool = False,
-        obs_pathing_grid: bool = False,
-        obs_terrain_height: bool = False,
-        obs_instead_of_state: bool = False,
-        obs_timestep_number: bool = False,
-        obs_own_pos: bool = True,
-        state_timestep_number: bool = False,
-        conic_fov: bool = False,
-        num_fov_actions: int = 12,
-        use_unit_ranges: bool = True,
-        min_attack_range: int = 2,
-        prob_obs_enemy: float = 0.0,
-        action_mask: bool = True,
-        reward_sparse: bool = False,
-        reward_only_positive: bool = True,
-        reward_death_value: float = 10.0,
-        reward_win: float = 200.0,
-        reward_defeat: float = 0.0,
-        reward_negative_scale: float = 0.5,
-        reward_scale: bool = True,
-        reward_scale_rate: float = 20.0,
-        replay_dir: str = "results/replays",
-        replay_prefix: str = "",
-        debug: bool = False,
-    ) -> None:
-        args = _smac_args(locals())
+    @_takes(SC2v2Args)
+    def __init__(self, seed: int | None = None, **env_args: Any) -> None:
+        args = dataclasses.asdict(SC2v2Args(**env_args))
+        race, n_units, n_enemies, team_gen, start_positions = (args[k] for k in SC2V2_SCENARIO)
         if not team_gen or not start_positions:
             raise ConfigError("env_args.team_gen and env_args.start_positions are required (see config/envs/sc2v2.yaml)")
         for key, n in (("n_units", n_units), ("n_enemies", n_enemies)):
             if n < 1:
                 raise ConfigError(f"env_args.{key} must be positive, got {n}")
         map_name = _map_name(self.env_name, args)
-        smac_args = {k: v for k, v in args.items() if k not in ("race", "n_units", "n_enemies", "team_gen", "start_positions")}
+        smac_args = {k: v for k, v in args.items() if k not in SC2V2_SCENARIO}
         # smacv2 writes into the capability config (n_units, env_key per distribution): hand it a copy
         smac_args["capability_config"] = {"n_units": n_units, "n_enemies": n_enemies,
                                           "team_gen": copy.deepcopy(team_gen[race]),

@@ -33,12 +33,13 @@ Every action is always available [C]. Per-step extras: ``positions`` ``(n_agents
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
-from concord.envs.gridworld import MOVE_DELTAS, EnvRngs, gather_windows, parse_layout
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.gridworld import MOVE_DELTAS, gather_windows, parse_layout
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -87,7 +88,7 @@ LAYOUTS = {
 
 
 @register_env("warehouse")
-class WarehouseEnv(VecEnv):
+class WarehouseEnv(NumpyVecEnv):
     """A batch of ``num_envs`` Warehouse[``n_agents``] instances stepped together."""
 
     def __init__(
@@ -102,12 +103,14 @@ class WarehouseEnv(VecEnv):
             raise ConfigError(f"warehouse: n_agents must be one of {sorted(LAYOUTS)}, got {n_agents}")
         if num_envs < 1 or episode_limit < 1:
             raise ConfigError("warehouse: num_envs and episode_limit must be >= 1")
-        self.num_envs = int(num_envs)
+        super().__init__(num_envs, seed)
         self.n_agents = int(n_agents)
         self.n_actions = N_ACTIONS
         self.episode_limit = int(episode_limit)
+        self.obs_shape = N_OBS_CHANNELS * VIEW * VIEW
+        self.state_shape = self.n_agents * (3 + N_KINDS)
+        self.extras_shapes = {"positions": (self.n_agents, 2)}
         self.time_penalty = TIME_PENALTY * (self.n_agents if time_penalty_per_agent else 1)
-        self.rngs = EnvRngs(self.num_envs, seed)
 
         grid = parse_layout(LAYOUTS[self.n_agents])
         self.height, self.width = grid.shape
@@ -133,21 +136,10 @@ class WarehouseEnv(VecEnv):
         self.pos = np.zeros((E, N, 2), dtype=np.int64)  # (E, N, 2)
         self.need = np.zeros((E, N, N_KINDS), dtype=np.int64)  # items of each kind still to deliver
         self.returning = np.zeros((E, N), dtype=bool)  # all items delivered: go to a work station
-        self.t = np.zeros(E, dtype=np.int64)
         self.completed = np.zeros(E, dtype=np.int64)  # completed orders this episode
         self.delivered = np.zeros(E, dtype=np.int64)  # delivered items this episode
 
     # ----------------------------------------------------------------- interface
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": N_OBS_CHANNELS * VIEW * VIEW,
-            "state_shape": self.n_agents * (3 + N_KINDS),
-            "episode_limit": self.episode_limit,
-            "extras": {"positions": (self.n_agents, 2)},
-        }
-
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         ids = np.asarray(env_ids, dtype=np.int64)
         N, S, F = self.n_agents, len(self.station_cells), len(self.other_cells)
@@ -211,33 +203,13 @@ class WarehouseEnv(VecEnv):
             ITEM_REWARD * n_deliver + ORDER_REWARD * n_complete - COLLISION_PENALTY * collisions - self.time_penalty
         )  # (k,)
         self.pos[ids], self.need[ids], self.returning[ids] = pos, need, returning
-        self.t[ids] += 1
         self.delivered[ids] += n_deliver
         self.completed[ids] += n_complete
-        truncated = self.t[ids] >= self.episode_limit  # (k,) the only way an episode ends
-        infos: list[dict[str, Any]] = []
-        for j, env in enumerate(ids):
-            info: dict[str, Any] = {}
-            if truncated[j]:
-                info = {
-                    "completed_orders": int(self.completed[env]),
-                    "delivered_items": int(self.delivered[env]),
-                    "episode_limit": True,
-                }
-            infos.append(info)
-        return StepResult(
-            obs=self._observe(ids),
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(k, dtype=bool),
-            truncated=truncated,
-            infos=infos,
+        return self._time_limit_result(  # the time limit is the only way an episode ends
+            ids, self._observe(ids), reward,
+            lambda e: {"completed_orders": int(self.completed[e]), "delivered_items": int(self.delivered[e]),
+                       "episode_limit": True},
         )
-
-    def get_rng_state(self) -> Any:
-        return self.rngs.get_state()
-
-    def set_rng_state(self, state: Any) -> None:
-        self.rngs.set_state(state)
 
     # ----------------------------------------------------------------- helpers
     @staticmethod
