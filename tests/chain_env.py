@@ -10,6 +10,15 @@ from concord.envs.base import MultiAgentEnv
 from concord.registry import register_env
 
 
+def _claim(path: str) -> bool:
+    """Delete ``path``; True only for the one process that deleted it (workers step concurrently)."""
+    try:
+        os.remove(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
 @register_env("test_chain")
 class ChainEnv(MultiAgentEnv):
     """Two agents, 3 actions; obs = [t, agent, noise]; reward = number of agents choosing action 1.
@@ -35,8 +44,7 @@ class ChainEnv(MultiAgentEnv):
 
     def step(self, actions: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
         self.t += 1
-        if self.crash_file and self.t == self.crash_at and os.path.exists(self.crash_file):
-            os.remove(self.crash_file)
+        if self.crash_file and self.t == self.crash_at and _claim(self.crash_file):
             if self.crash_exit:
                 os._exit(3)
             raise RuntimeError("simulated env crash")
