@@ -231,3 +231,19 @@ def test_yaml_declares_every_constructor_argument_and_builds():
         assert cfg["env_args"][k] == params[k].default, k  # the yaml states the constructor's defaults
     env = make_vec_env("smax", cfg["env_args"], num_envs=2, seed=0, subprocess=False)
     assert isinstance(env, SMAXVecEnv) and env.get_env_info()["episode_limit"] == 100
+
+
+def test_state_is_normalised_to_unit_range_and_raw_state_is_not():
+    """Positions, type indices and cooldowns are scaled (and cooldowns clipped) so the state lies in [0, 1]."""
+    rng = np.random.default_rng(0)
+    scaled = run_round(SMAXVecEnv(num_envs=2, seed=3, map_name="2s3z", max_steps=40), rng)
+    states = np.concatenate([np.asarray(r["state"]) for r in scaled])  # (steps, state_dim)
+    assert states.min() >= 0.0 and states.max() <= 1.0
+    raw = run_round(SMAXVecEnv(num_envs=2, seed=3, map_name="2s3z", max_steps=40, normalise_state=False),
+                    np.random.default_rng(0))
+    raw_states = np.concatenate([np.asarray(r["state"]) for r in raw])
+    assert np.abs(raw_states).max() > 2.0  # positions in map units
+    n_units, n_feat = 10, (raw_states.shape[1] // 10) - 2
+    pos_raw = raw_states[:, : n_units * n_feat].reshape(-1, n_units, n_feat)[:, :, 1:3]
+    pos_scaled = states[:, : n_units * n_feat].reshape(-1, n_units, n_feat)[:, :, 1:3]
+    np.testing.assert_allclose(pos_scaled, pos_raw / 32.0, rtol=1e-6)

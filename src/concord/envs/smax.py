@@ -103,10 +103,32 @@ class _Compiled(NamedTuple):
     traces: dict[str, int]  # how often each was traced (a retrace means a recompile)
 
 
+def _state_scale(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry factors bringing SMAX's world state to SMAC-like [0, 1] ranges, and the entries to clip to [0, 1].
+
+    JaxMARL's world state holds, per unit, [health fraction, x, y, weapon cooldown, unit-type one-hot], then every
+    unit's team and its unit type as an integer. Raw positions (0..32), type indices (0..5) and cooldowns (which
+    keep falling below 0 while a unit does not fire) make the state hypernetworks of QMIX-style mixers produce
+    mixing weights tens of times too large, and Q-values diverge. Positions are divided by the map size, type
+    indices by their maximum, cooldowns by the longest possible one and clipped at 0 (ready to fire).
+    """
+    n_units = env.num_allies + env.num_enemies
+    n_feat = len(env.own_features)
+    scale = np.ones(env.state_size, dtype=np.float32)
+    clip = np.zeros(env.state_size, dtype=bool)
+    per_unit = scale[: n_units * n_feat].reshape(n_units, n_feat)  # views
+    per_unit[:, 1] = 1.0 / env.map_width
+    per_unit[:, 2] = 1.0 / env.map_height
+    per_unit[:, 3] = 1.0 / (float(np.max(env.unit_type_weapon_cooldowns)) + 2 * float(env.time_per_step))
+    clip[: n_units * n_feat].reshape(n_units, n_feat)[:, 3] = True
+    scale[n_units * n_feat + n_units:] = 1.0 / max(env.unit_type_bits - 1, 1)
+    return scale, clip
+
+
 @functools.lru_cache(maxsize=None)
 def _compile(map_name: str, max_steps: int, observation_type: str, see_enemy_actions: bool,
              walls_cause_death: bool, enemy_shoots: bool, attack_mode: str, won_battle_bonus: float,
-             use_self_play_reward: bool) -> _Compiled:
+             use_self_play_reward: bool, normalise_state: bool) -> _Compiled:
     """Build the env and the two batched functions; cached so equal configs share compilations."""
     import jax
     import jax.numpy as jnp
@@ -120,13 +142,17 @@ def _compile(map_name: str, max_steps: int, observation_type: str, see_enemy_act
     agents = list(env.agents)  # the allies
     n_allies, n_enemies = env.num_allies, env.num_enemies
     traces = {"reset": 0, "step": 0}
+    scale, clip = _state_scale(env) if normalise_state else (np.ones(env.state_size, np.float32),
+                                                                np.zeros(env.state_size, bool))
+    state_scale, state_clip = jnp.asarray(scale), jnp.asarray(clip)
 
     def observe(st: Any) -> tuple:
         """Everything the host needs about one env after a reset or step."""
         obs_d = env.get_obs(st)
         av_d = env.get_avail_actions(st)
         obs = jnp.stack([obs_d[a] for a in agents]).astype(jnp.float32)  # (n, obs_dim)
-        state = env.get_world_state(st).astype(jnp.float32)  # (state_dim,)
+        state = env.get_world_state(st).astype(jnp.float32) * state_scale  # (state_dim,)
+        state = jnp.where(state_clip, jnp.clip(state, 0.0, 1.0), state)
         avail = jnp.stack([av_d[a] for a in agents]).astype(bool)  # (n, n_actions)
         positions = st.state.unit_positions[:n_allies].astype(jnp.float32)  # (n, 2)
         alive = st.state.unit_alive  # (n_allies + n_enemies,)
@@ -176,7 +202,8 @@ class SMAXVecEnv(VecEnv):
                  observation_type: str = "unit_list", see_enemy_actions: bool = True,
                  walls_cause_death: bool = True, enemy_shoots: bool = True, attack_mode: str = "closest",
                  won_battle_bonus: float = 1.0, use_self_play_reward: bool = False, jax_cpu_threads: int = 1,
-                 jax_platform: str = "cpu", jax_compilation_cache: str | None = "~/.cache/concord/jax") -> None:
+                 jax_platform: str = "cpu", jax_compilation_cache: str | None = "~/.cache/concord/jax",
+                 normalise_state: bool = True) -> None:
         if num_envs < 1:
             raise ConfigError(f"smax: num_envs must be >= 1, got {num_envs}")
         if max_steps < 1:
@@ -198,7 +225,7 @@ class SMAXVecEnv(VecEnv):
         self._jax = jax
         self._fns = _compile(map_name, int(max_steps), observation_type, bool(see_enemy_actions),
                              bool(walls_cause_death), bool(enemy_shoots), attack_mode, float(won_battle_bonus),
-                             bool(use_self_play_reward))
+                             bool(use_self_play_reward), bool(normalise_state))
         env = self._fns.env
         self.num_envs = int(num_envs)
         self.map_name = map_name
