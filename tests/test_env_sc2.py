@@ -81,6 +81,7 @@ class FakeStarCraft2Env:
         self.map_name = map_name
         self.n_agents, self.n_enemies, self.episode_limit = params["n_agents"], params["n_enemies"], params["limit"]
         self.n_actions = 6 + self.n_enemies
+        self.shield_bits_ally, self.unit_type_bits = 0, params["unit_type_bits"]  # SMAC derives both from the races
         self.continuing_episode = continuing_episode
         self.state_last_action = state_last_action
         self.replay_dir, self.replay_prefix = replay_dir, replay_prefix
@@ -410,6 +411,7 @@ def test_construction_arguments_and_env_info(fake_sc2) -> None:
     info = env.get_env_info()
     assert (info["n_agents"], info["n_actions"], info["episode_limit"]) == (3, 9, 5)
     assert info["obs_shape"] == fake.get_obs_size() and info["state_shape"] == 4 * 3 + 3 * 3  # without the actions
+    assert info["unit_dim"] == 4  # per-ally state features: health, cooldown, x, y (no shields, one unit type)
     assert info["extras"] == {"positions": (3, 2)}
     assert info["sc2_version"] == "4.10.0 (Base75689)" and info["map_name"] == "3m"
 

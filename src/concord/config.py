@@ -25,6 +25,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "target_update_mode": ("hard", "soft"),
     "target_update_unit": ("episodes", "updates"),
     "optimizer": ("rmsprop", "adam"),
+    "qtran_inputs": ("hidden", "values"),
+    "qplex_weights": ("hypernet", "qatten"),
 }
 # Keys naming a registry entry: key -> registry attribute in concord.registry (None allowed where noted).
 REGISTRY_KEYS: dict[str, tuple[str, bool]] = {
@@ -152,7 +154,7 @@ def load_config(alg: str, env: str, cli_updates: Iterable[str] = ()) -> dict[str
     cfg = merge(cfg, {"env_args": alg_env_args}, alg_path, allow_new=False)
     cfg = merge(cfg, parse_updates(cli_updates), "the command line", allow_new=False)
     for key, options in CHOICES.items():
-        if cfg.get(key) not in options:
+        if key in cfg and cfg[key] not in options:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(options)}, got {cfg.get(key)!r}")
     for key in ("t_max", "batch_size", "buffer_size", "batch_size_run", "test_nepisode", "updates_per_round"):
         if cfg[key] < 1 and not (key == "updates_per_round" and cfg[key] == 0):

@@ -254,6 +254,8 @@ class StarCraft2Adapter(MultiAgentEnv):
         self.episode_limit = int(info["episode_limit"])
         self.obs_shape = int(info["obs_shape"])
         self.state_shape = int(info["state_shape"])
+        # SMAC's state starts with one block per ally: health, cooldown, x, y, shield bits, unit-type bits
+        self.unit_dim = 4 + int(self._env.shield_bits_ally) + int(self._env.unit_type_bits)
         log.info("StarCraft II %s at SC2PATH=%s, map %s (%d agents, %d actions), seed %s", self.sc2_version, path,
                  map_name, self.n_agents, self.n_actions, seed)
 
@@ -297,6 +299,7 @@ class StarCraft2Adapter(MultiAgentEnv):
             "state_shape": self.state_shape,
             "episode_limit": self.episode_limit,
             "extras": {"positions": (self.n_agents, 2)},
+            "unit_dim": self.unit_dim,  # per-agent state features, for QPLEX's Qatten weights
             "sc2_version": self.sc2_version,
             "map_name": self.map_name,
         }

@@ -235,6 +235,7 @@ class SMAXVecEnv(VecEnv):
         self.episode_limit = int(max_steps)
         self.obs_dim = int(env.obs_size)
         self.state_dim = int(env.state_size)
+        self.unit_dim = len(env.own_features)
 
         seeds = (np.int64(seed) + np.arange(self.num_envs, dtype=np.int64)) % 2**32
         # Committed to the device, so the jitted functions run there.
@@ -253,6 +254,7 @@ class SMAXVecEnv(VecEnv):
             "state_shape": self.state_dim,
             "episode_limit": self.episode_limit,
             "extras": {"positions": (self.n_agents, 2)},
+            "unit_dim": self.unit_dim,  # per-unit features at the start of the state (allies first), for QPLEX
         }
 
     def _ids(self, env_ids: Sequence[int]) -> np.ndarray:

@@ -145,7 +145,8 @@ class QLearner:
         td_error = (q_taken - targets) * m
         n_valid = m.sum().clamp(min=1.0)
         td_loss = (td_error**2).sum() / n_valid
-        aux = self.mixer.auxiliary_losses(ctx, states=states[:, :-1], targets=targets, q_taken=q_taken) \
+        aux = self.mixer.auxiliary_losses(ctx, states=states[:, :-1], targets=targets, q_taken=q_taken,
+                                          agent_qs=chosen) \
             if self.mixer is not None else {}
         loss = td_loss + sum(aux.values()) if aux else td_loss
 
