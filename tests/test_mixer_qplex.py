@@ -128,7 +128,6 @@ def test_qplex_finds_the_optimum_of_the_non_monotonic_matrix_game(run_main):
     assert wins >= 2
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jaxmarl") is None or not os.path.isfile(
     os.path.join(ROOT, "config", "envs", "smax.yaml")), reason="smax (jaxmarl) is not available")
 @pytest.mark.parametrize("alg", ["qplex", "qplex_sc2"])

@@ -116,7 +116,6 @@ def test_qtran_finds_the_optimum_of_the_non_monotonic_matrix_game(run_main):
     assert wins >= 2
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jaxmarl") is None or not os.path.isfile(
     os.path.join(ROOT, "config", "envs", "smax.yaml")), reason="smax (jaxmarl) is not available")
 def test_qtran_trains_on_smax_3m(run_main):
