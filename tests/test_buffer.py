@@ -102,12 +102,14 @@ def test_buffer_refuses_when_memory_is_short():
         ReplayBuffer(build_scheme(info, compact_obs=False), capacity=10**6, max_seq_length=1001, seed=0)
 
 
-def test_buffer_state_dict_round_trip():
+def test_buffer_save_load_round_trip(tmp_path):
     _, runner, mac, scheme = _setup(limit=3)
     buf = ReplayBuffer(scheme, capacity=5, max_seq_length=4, seed=1)
     for _ in range(3):
         buf.insert(runner.run(mac, scheme, t_env=0)[0])
+    state = buf.save(str(tmp_path))
+    assert np.load(tmp_path / "buffer_obs.npy").shape[0] == 3  # only the stored episodes
     other = ReplayBuffer(scheme, capacity=5, max_seq_length=4, seed=99)
-    other.load_state_dict(buf.state_dict())
+    other.load(str(tmp_path), state)
     assert other.size == 3 and other.index == 3
     assert np.array_equal(buf.sample(2)["obs"], other.sample(2)["obs"])  # same RNG position

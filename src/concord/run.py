@@ -101,13 +101,13 @@ class Experiment:
             "pending_stats": self.pending_stats,
             "pending_episodes": self.pending_episodes,
             "learner": self.learner.state_dict(),
-            "buffer": self.buffer.state_dict() if self.buffer is not None and self.args.checkpoint_buffer else None,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     "env": self.runner.vec_env.get_rng_state()},
             "config": self.config,
         }
-        path = save_checkpoint(self.models_dir, p.t_env, payload)
+        keep_buffer = self.buffer is not None and self.args.checkpoint_buffer
+        path = save_checkpoint(self.models_dir, p.t_env, payload, self.buffer.save if keep_buffer else None)
         log.info("checkpoint saved: %s", path)
         return path
 
@@ -118,8 +118,8 @@ class Experiment:
         self.progress = Progress(**ck["progress"])
         self.pending_stats = ck["pending_stats"]
         self.pending_episodes = ck["pending_episodes"]
-        if self.buffer is not None and ck["buffer"] is not None:
-            self.buffer.load_state_dict(ck["buffer"])
+        if self.buffer is not None and ck["files"] is not None:
+            self.buffer.load(directory, ck["files"])
         rng = ck["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])

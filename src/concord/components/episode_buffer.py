@@ -12,6 +12,7 @@ learner's device. Time index convention for an episode of length L (actions take
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -172,16 +173,17 @@ class ReplayBuffer:
         idx = (self.index - 1 - np.arange(n)[::-1]) % self.capacity
         return EpisodeBatch(self.scheme, n, self.max_seq_length, {k: v[idx] for k, v in self.data.items()})
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "data": {k: v[: self.size].copy() for k, v in self.data.items()},
-            "index": self.index,
-            "size": self.size,
-            "rng": self.rng.bit_generator.state,
-        }
+    def save(self, directory: str) -> dict[str, Any]:
+        """Write the stored episodes as one ``.npy`` file per field into ``directory`` (streamed from the arrays,
+        so a checkpoint does not hold a second copy of the buffer in memory); return the small rest of the state."""
+        for k, v in self.data.items():
+            np.save(os.path.join(directory, f"buffer_{k}.npy"), v[: self.size])
+        return {"index": self.index, "size": self.size, "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for k, v in state["data"].items():
+    def load(self, directory: str, state: Mapping[str, Any]) -> None:
+        """Restore what ``save`` wrote."""
+        for k in self.data:
+            v = np.load(os.path.join(directory, f"buffer_{k}.npy"), mmap_mode="r")
             if self.data[k].dtype != v.dtype:
                 self.data[k] = self.data[k].astype(v.dtype)
             self.data[k][: len(v)] = v

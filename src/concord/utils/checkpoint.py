@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -12,13 +12,19 @@ from concord.errors import ConfigError
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def save_checkpoint(models_dir: str, t_env: int, payload: dict[str, Any]) -> str:
-    """Write into a temporary directory, fsync, then rename: a crash never leaves a half-written checkpoint."""
+def save_checkpoint(models_dir: str, t_env: int, payload: dict[str, Any],
+                    write_files: Callable[[str], dict[str, Any]] | None = None) -> str:
+    """Write into a temporary directory, fsync, then rename: a crash never leaves a half-written checkpoint.
+
+    ``write_files(tmp_dir)`` may write large parts (the replay buffer) as files of their own; what it returns is
+    stored in the payload under ``"files"``.
+    """
     final = os.path.join(models_dir, str(t_env))
     tmp = os.path.join(models_dir, f".tmp-{t_env}-{os.getpid()}")
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     os.makedirs(tmp)
+    payload = dict(payload, files=write_files(tmp) if write_files is not None else None)
     path = os.path.join(tmp, CHECKPOINT_FILE)
     with open(path, "wb") as f:
         torch.save(payload, f)
