@@ -179,3 +179,25 @@ def test_run_script_mounts_results_passes_gpus_and_forwards_arguments(tmp_path, 
     assert argv[0] == "run" and f"{ROOT / 'results'}:/app/results" in argv
     assert (argv[argv.index("concord-sc2:4.10") + 1:]) == args
     assert ("--gpus" in argv) is bool(gpu)
+
+
+def test_pysc2_patch_keeps_python_310_fixed_shuffle(tmp_path):
+    """pysc2's colors.py shuffles with random.shuffle(x, lambda: 0.5), gone in Python 3.11; the patch must give the
+    permutation Python 3.10 gave (by hand for 4 items: i=3 swaps 3<->2, i=2 swaps 2<->1, i=1 swaps 1<->1)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("patch_pysc2", os.path.join(ROOT, "docker", "patch_pysc2.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    original = ("import random\n\n\ndef shuffled_hue(palette):\n"
+                "  palette = list(palette)\n  random.shuffle(palette, lambda: 0.5)  # Return a fixed shuffle\n"
+                "  return palette\n")
+    path = tmp_path / "colors.py"
+    path.write_text(original)
+    mod.main([str(path)])
+    scope: dict = {}
+    exec(path.read_text(), scope)
+    assert scope["shuffled_hue"]([0, 1, 2, 3]) == [0, 3, 1, 2]
+    with pytest.raises(SystemExit, match="does not contain"):
+        mod.patch("def shuffled_hue(palette):\n  return palette\n")
+    assert "patch_pysc2.py" in open(os.path.join(ROOT, "docker", "Dockerfile")).read()
