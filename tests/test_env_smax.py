@@ -85,7 +85,8 @@ def test_reset_and_step_shapes(map_name, num_envs, max_steps, n_allies, n_enemie
     n_actions = n_enemies + 5
     info = env.get_env_info()
     assert info == {"n_agents": n_allies, "n_actions": n_actions, "obs_shape": obs_dim, "state_shape": state_dim,
-                    "episode_limit": max_steps, "extras": {"positions": (n_allies, 2)}}
+                    "episode_limit": max_steps, "extras": {"positions": (n_allies, 2)},
+                    "unit_dim": 4 + 6}  # health, x, y, cooldown + 6 unit-type bits
 
     o = env.reset(np.arange(num_envs))
     assert o.obs.shape == (num_envs, n_allies, obs_dim) and o.obs.dtype == np.float32

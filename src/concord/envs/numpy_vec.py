@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.errors import ConfigError
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -46,7 +47,8 @@ class EnvRngs:
 
     def set_state(self, state: Sequence[dict[str, Any]]) -> None:
         if len(state) != len(self.gens):
-            raise ValueError(f"rng state holds {len(state)} envs, this batch has {len(self.gens)}")
+            raise ConfigError(f"the rng state holds {len(state)} envs but this batch has {len(self.gens)}: resume with "
+                              f"the checkpoint's batch_size_run")
         for g, s in zip(self.gens, state):
             g.bit_generator.state = s
 

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.base import EnvObs, StepResult
+from concord.envs.numpy_vec import NumpyVecEnv
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -86,7 +87,7 @@ def contact_forces(rel: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
 
 @register_env("po_spread")
-class POSpreadVecEnv(VecEnv):
+class POSpreadVecEnv(NumpyVecEnv):
     """A batch of ``num_envs`` partially observable simple-spread envs (LAN App. G), stepped together.
 
     World state is public so that tests can place entities by hand: ``agent_pos``, ``agent_vel``
@@ -113,7 +114,7 @@ class POSpreadVecEnv(VecEnv):
             raise ConfigError(f"env_args.obs_radius must be positive (.inf for full observability), got {obs_radius}")
         if episode_limit < 1:
             raise ConfigError(f"env_args.episode_limit must be at least 1, got {episode_limit}")
-        self.num_envs = num_envs
+        super().__init__(num_envs, seed)
         self.n_agents = n_agents
         self.n_landmarks = n_agents
         self.n_actions = N_ACTIONS
@@ -121,38 +122,24 @@ class POSpreadVecEnv(VecEnv):
         self.scale = world_scale(n_agents, world_scaling)
         self.collision_penalty = float(collision_penalty)
         self.episode_limit = episode_limit
-        if seed is None:
-            self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence().spawn(num_envs)]
-        else:
-            self.rngs = [np.random.default_rng(seed + i) for i in range(num_envs)]
         n, m = n_agents, self.n_landmarks
         # others[a] = indices of the other agents in MPE's order (agent index, skipping a)
         self._others = np.array([[b for b in range(n) if b != a] for a in range(n)], dtype=np.intp).reshape(n, n - 1)
         self._rows = np.arange(n)[:, None]  # (N, 1)
-        self.obs_dim = 4 + 3 * m + 3 * (n - 1)
-        self.state_dim = 4 * n + 2 * m
+        self.obs_shape = 4 + 3 * m + 3 * (n - 1)
+        self.state_shape = 4 * n + 2 * m
+        self.extras_shapes = {"positions": (n, 2)}
         self.agent_pos = np.zeros((num_envs, n, 2))  # (E, N, 2)
         self.agent_vel = np.zeros((num_envs, n, 2))  # (E, N, 2)
         self.landmark_pos = np.zeros((num_envs, m, 2))  # (E, M, 2)
-        self.t = np.zeros(num_envs, dtype=np.int64)  # (E,)
         self.collisions = np.zeros(num_envs, dtype=np.int64)  # (E,) colliding pairs summed over the episode
         logger.debug("po_spread: %d envs, N=%d, half side %.3f, radius %s", num_envs, n, self.scale, obs_radius)
-
-    def get_env_info(self) -> dict[str, Any]:
-        return {
-            "n_agents": self.n_agents,
-            "n_actions": self.n_actions,
-            "obs_shape": self.obs_dim,
-            "state_shape": self.state_dim,
-            "episode_limit": self.episode_limit,
-            "extras": {"positions": (self.n_agents, 2)},
-        }
 
     def reset(self, env_ids: Sequence[int]) -> EnvObs:
         """Spawn agents, then landmarks, uniformly in [−s, s]² at rest (mpe2's draw order)."""
         ids = np.asarray(env_ids, dtype=np.intp)
         for i in ids:
-            rng = self.rngs[i]
+            rng = self.rngs.gens[i]
             self.agent_pos[i] = rng.uniform(-self.scale, self.scale, (self.n_agents, 2))
             self.landmark_pos[i] = rng.uniform(-self.scale, self.scale, (self.n_landmarks, 2))
         self.agent_vel[ids] = 0.0
@@ -233,12 +220,3 @@ class POSpreadVecEnv(VecEnv):
             extras={"positions": pos.astype(np.float32)},  # (k, N, 2)
         )
         return env_obs, (lm_dist, ag_dist)
-
-    def get_rng_state(self) -> list[dict[str, Any]]:
-        return [rng.bit_generator.state for rng in self.rngs]
-
-    def set_rng_state(self, state: list[dict[str, Any]]) -> None:
-        if len(state) != self.num_envs:
-            raise ConfigError(f"po_spread: rng state holds {len(state)} envs, this batch has {self.num_envs}")
-        for rng, s in zip(self.rngs, state):
-            rng.bit_generator.state = s
