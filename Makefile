@@ -16,7 +16,7 @@ venv: $(STAMP)
 # (about 4 minutes on 2 cores; the test win rate passes 0.7 around 150k steps).
 RUN_ARGS ?= t_max=300000
 run: venv
-	$(PY) main.py --config=lan --env-config=smax with env_args.map_name=3m runner=parallel batch_size_run=8 updates_per_round=2 $(RUN_ARGS)
+	$(PY) main.py --config=lan --env-config=smax with env_args.map_name=3m runner=parallel batch_size_run=8 $(RUN_ARGS)
 	@echo "results: results/sacred (configs, metrics), results/tb (tensorboard), results/models (checkpoints)"
 	@echo "curves:  $(PY) plot.py results/sacred --out results/curves.png"
 
