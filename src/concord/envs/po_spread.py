@@ -163,7 +163,6 @@ class POSpreadVecEnv(NumpyVecEnv):
         vel = vel * (1 - DAMPING) + force / MASS * DT
         self.agent_pos[ids] = pos
         self.agent_vel[ids] = vel
-        self.t[ids] += 1
 
         obs, (lm_dist, ag_dist) = self._observe(ids, pos, vel)
         nearest = lm_dist.min(axis=1)  # (k, M): each landmark's closest agent
@@ -171,21 +170,17 @@ class POSpreadVecEnv(NumpyVecEnv):
         reward = -nearest.sum(axis=1) - self.collision_penalty * touching  # (k,)
         self.collisions[ids] += touching // 2
 
-        truncated = self.t[ids] >= self.episode_limit  # (k,)
-        infos: list[dict[str, Any]] = [{} for _ in ids]
-        for j in np.flatnonzero(truncated):
-            infos[j] = {
+        row = {int(i): j for j, i in enumerate(ids)}  # env -> its row in this step's arrays
+
+        def final_info(i: int) -> dict[str, Any]:
+            j = row[i]
+            return {
                 "landmark_dist": float(nearest[j].sum()),
                 "occupied_landmarks": int((nearest[j] < OCCUPY_DIST).sum()),
-                "collisions": int(self.collisions[ids[j]]),
+                "collisions": int(self.collisions[i]),
             }
-        return StepResult(
-            obs=obs,
-            reward=reward.astype(np.float32),
-            terminated=np.zeros(len(ids), dtype=bool),
-            truncated=truncated,
-            infos=infos,
-        )
+
+        return self._time_limit_result(ids, obs, reward, final_info)
 
     def _observe(self, ids: np.ndarray, pos: np.ndarray, vel: np.ndarray) -> tuple[EnvObs, tuple[np.ndarray, np.ndarray]]:
         """Observations (hidden entities zeroed, visibility flags appended), state and extras of ``ids``.
