@@ -1,13 +1,15 @@
 # Concord: `make run` trains the default experiment on an embedded env; `make test` runs the fast tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: venv run test test-slow plot clean-results
 
-$(STAMP): requirements.txt
+# requirements.txt (the pinned set, torch included) first, then Concord itself, editable (the `concord` command).
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --disable-pip-version-check -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)

@@ -45,26 +45,36 @@ def test_epsilon_greedy_respects_masks_and_anneals():
     avail = np.ones_like(q, dtype=bool)
     avail[:, :, 2] = False
     np.random.seed(0)
-    greedy = sel.select(q, avail, t_env=100)  # epsilon 0 after annealing
+    greedy, _ = sel.select(q, avail, t_env=100)  # epsilon 0 after annealing
     assert sel.epsilon == 0.0 and (greedy == 0).all()  # best *available* action
-    explore = sel.select(q, avail, t_env=0)  # epsilon 1: uniform over the three available actions
+    explore, _ = sel.select(q, avail, t_env=0)  # epsilon 1: uniform over the three available actions
     counts = np.bincount(explore.ravel(), minlength=4) / explore.size
     assert counts[2] == 0 and np.allclose(counts[[0, 1, 3]], 1 / 3, atol=0.04)
     sel.select(q, avail, t_env=50)
     assert sel.epsilon == pytest.approx(0.5)
-    assert (sel.select(q, avail, t_env=0, test_mode=True) == 0).all()  # test episodes use test_epsilon
+    assert (sel.select(q, avail, t_env=0, test_mode=True)[0] == 0).all()  # test episodes use test_epsilon
+    assert sel.epsilon == pytest.approx(0.5)  # a test episode does not change the logged training epsilon
 
 
-def test_multinomial_samples_proportionally_and_never_unavailable():
+def test_multinomial_samples_the_masked_softmax_of_logits_and_stores_log_probs():
     sel = MultinomialSelector(SimpleNamespace(test_greedy=True))
-    probs = np.tile(np.array([0.2, 0.5, 0.3]), (4000, 1, 1))
-    avail = np.ones_like(probs, dtype=bool)
+    probs = np.array([0.2, 0.5, 0.3])
+    logits = np.tile(np.log(probs) + 7.0, (4000, 1, 1))  # softmax is shift-invariant: logits, not probabilities
+    avail = np.ones_like(logits, dtype=bool)
     avail[:, :, 1] = False
     np.random.seed(1)
-    a = sel.select(probs, avail, 0)
+    a, out = sel.select(logits, avail, 0)
     freq = np.bincount(a.ravel(), minlength=3) / a.size
     assert freq[1] == 0 and np.allclose(freq, [0.4, 0.0, 0.6], atol=0.03)
-    assert (sel.select(probs, avail, 0, test_mode=True) == 2).all()
+    expected = np.log(np.where(a == 0, 0.4, 0.6))
+    np.testing.assert_allclose(out["log_prob"], expected, rtol=1e-5)
+    greedy, out = sel.select(logits, avail, 0, test_mode=True)
+    assert (greedy == 2).all() and np.allclose(out["log_prob"], np.log(0.6))
+    # the learner's torch policy is the same distribution
+    p = sel.probs(torch.from_numpy(logits[:1]).float(), torch.from_numpy(avail[:1]), 0)
+    assert torch.allclose(p, torch.tensor([[[0.4, 0.0, 0.6]]]), atol=1e-6)
+    assert sel.stats()["rollout_entropy"] == pytest.approx(-(0.4 * np.log(0.4) + 0.6 * np.log(0.6)), rel=1e-6)
+    assert sel.stats() == {}  # averaged since the last call; test episodes do not count
 
 
 def test_linear_schedule():

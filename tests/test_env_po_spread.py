@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from concord.envs.po_spread import COLLISION_DIST, POSpreadVecEnv
+from concord.envs.seeding import env_seeds
 from concord.errors import ConfigError
 from concord.registry import ENVS
 
@@ -57,13 +58,13 @@ def test_matches_mpe2_simple_spread(overlap: bool) -> None:
 
 
 def test_same_seed_spawns_like_mpe2() -> None:
-    """At N = 3 (scale 1) env i spawns exactly as mpe2's reset(seed=seed + i)."""
+    """At N = 3 (scale 1) env i spawns exactly as mpe2's reset(seed=env_seeds(seed, num_envs)[i])."""
     simple_spread_v3 = pytest.importorskip("mpe2.simple_spread_v3")
     ref = simple_spread_v3.parallel_env(N=3, continuous_actions=False)
     env = POSpreadVecEnv(num_envs=2, seed=40)
     env.reset([0, 1])
-    for i in range(2):
-        ref.reset(seed=40 + i)
+    for i, seed in enumerate(env_seeds(40, 2)):
+        ref.reset(seed=seed)
         world = ref.unwrapped.world
         np.testing.assert_array_equal(env.agent_pos[i], [a.state.p_pos for a in world.agents])
         np.testing.assert_array_equal(env.landmark_pos[i], [lm.state.p_pos for lm in world.landmarks])
@@ -139,12 +140,12 @@ def test_seed_determinism() -> None:
 
 
 def test_batched_equals_single_and_subsets_leave_others_alone() -> None:
-    """Env i of a batch seeded s behaves as a lone env seeded s + i; stepping a subset touches only it."""
+    """Env i of a batch seeded s behaves as a lone env seeded [env_seeds(s, 3)[i]]; a subset step touches only it."""
     batch = POSpreadVecEnv(num_envs=3, seed=20, n_agents=9, obs_radius=1.5)
     together = _random_episode(batch, [0, 1, 2], 2)
     acts = np.random.default_rng(2).integers(0, 5, (25, 3, 9))  # the actions _random_episode drew
-    for i in range(3):
-        single = POSpreadVecEnv(num_envs=1, seed=20 + i, n_agents=9, obs_radius=1.5)
+    for i, seed in enumerate(env_seeds(20, 3)):
+        single = POSpreadVecEnv(num_envs=1, seed=[seed], n_agents=9, obs_radius=1.5)
         start = single.reset([0])
         alone = [start.obs, start.state] + _run(single, [0], acts[:, i : i + 1])
         for x, y in zip(together, alone):

@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from concord.config import load_config
+
 import concord.learners.q_learner as q_learner_module
 from concord.controllers.basic_mac import BasicMAC
 from concord.envs.checkers import CheckersEnv
@@ -19,14 +21,8 @@ HIDDEN = 64
 
 
 def _args(**over) -> SimpleNamespace:
-    """lan.yaml's keys with default.yaml's agent settings."""
-    a = dict(hidden_dim=HIDDEN, use_rnn=True, obs_agent_id=True, obs_last_action=True, agent="rnn",
-             action_selector="epsilon_greedy", epsilon_start=1.0, epsilon_finish=0.05, epsilon_anneal_time=50000,
-             test_epsilon=0.0, mixer="lan_value", value_embed_dim=128, value_hidden_dim=128,
-             value_detach_hidden=False, advantage_mean=False, env_args={"state_last_action": False},
-             optimizer="adam", lr=5e-4, optim_eps=1e-8, optim_alpha=0.99, gamma=0.99, td_lambda=0.0, double_q=True,
-             standardise_rewards=False, target_update_mode="hard", target_update_unit="updates",
-             target_update_interval=200, target_tau=0.005, grad_norm_clip=10.0)
+    """lan.yaml's merged config (its components' declared keys) with a small hidden size."""
+    a = load_config("lan", "matrix_game", [f"hidden_dim={HIDDEN}", "seed=1", "buffer_size=8"])
     a.update(over)
     return SimpleNamespace(**a)
 
@@ -145,7 +141,7 @@ def test_td_target_of_a_two_step_batch_matches_a_hand_computation(monkeypatch, a
     the *target* agents' hidden states; episode 0 is truncated after two steps (bootstraps), episode 1 terminates."""
     torch.manual_seed(0)
     n, a, o, s = 2, 3, 4, 5
-    info = {"n_agents": n, "n_actions": a, "obs_shape": o, "state_shape": s}
+    info = {"n_agents": n, "n_actions": a, "obs_shape": o, "state_shape": s, "episode_limit": 1}
     args = _args(advantage_mean=advantage_mean, mixer="lan_value", env_args={"state_last_action": False})
     mac = BasicMAC(info, args, torch.device("cpu"))
     learner = LEARNERS.get("lan")(mac, info, args, torch.device("cpu"))
@@ -201,7 +197,7 @@ def test_td_target_of_a_two_step_batch_matches_a_hand_computation(monkeypatch, a
 
 
 def test_lan_learner_names_its_value_network_and_needs_one():
-    info = {"n_agents": 2, "n_actions": 3, "obs_shape": 4, "state_shape": 5}
+    info = {"n_agents": 2, "n_actions": 3, "obs_shape": 4, "state_shape": 5, "episode_limit": 1}
     args = _args()
     learner = LEARNERS.get("lan")(BasicMAC(info, args, torch.device("cpu")), info, args, torch.device("cpu"))
     assert set(learner.networks()) == {"agent", "value"} and learner.networks()["value"] is learner.mixer

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from concord.config import load_config
 from concord.errors import ConfigError
 from concord.modules.mixers.base import MixerContext
 from concord.registry import MIXERS
@@ -20,8 +21,8 @@ from tests.test_cli import UNIFORM
 
 
 def _args(alg: str, **over) -> SimpleNamespace:
-    with open(os.path.join(ROOT, "config", "algs", f"{alg}.yaml")) as f:
-        return SimpleNamespace(**{**yaml.safe_load(f), **over})
+    """The merged config of ``--config=alg`` (the qplex mixer's declared keys with the algorithm's values)."""
+    return SimpleNamespace(**{**load_config(alg, "matrix_game", ["seed=1"]), **over})
 
 
 # every variant: the matrix-game config (hypernet, 3-layer λ extractors), the SMAC one (qatten), and the qatten
@@ -113,8 +114,8 @@ def test_authors_size_on_5m_vs_6m_and_unit_dim_errors():
     assert sum(p.numel() for p in from_env.parameters()) == sum(p.numel() for p in from_key.parameters()) == 42805
     with pytest.raises(ConfigError, match="qplex_weights=qatten needs unit_dim"):
         MIXERS.get("qplex")(info, _args("qplex_sc2"))
-    with pytest.raises(ConfigError, match="qplex_weights must be one of hypernet, qatten"):
-        MIXERS.get("qplex")(info, _args("qplex", qplex_weights="dmaq"))
+    with pytest.raises(ConfigError, match="config key 'qplex_weights' must be one of hypernet, qatten"):
+        load_config("qplex", "matrix_game", ["qplex_weights=dmaq"])
 
 
 def test_qplex_finds_the_optimum_of_the_non_monotonic_matrix_game(run_main):

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from concord.config import load_config
 from concord.errors import ConfigError
 from concord.modules.mixers.base import MixerContext
 from concord.registry import MIXERS
@@ -99,8 +100,8 @@ def test_sizes_and_bad_mode():
     values = MIXERS.get("qtran")({"n_agents": 4, "n_actions": 12, "state_shape": 98},
                                  SimpleNamespace(**{**ARGS, "qtran_inputs": "values"}))
     assert sum(p.numel() for p in values.parameters()) == (102 * 128 + 128) + (128 * 128 + 128) + 2 * 129
-    with pytest.raises(ConfigError, match="qtran_inputs must be one of hidden, values"):
-        _mixer(qtran_inputs="hiddn")
+    with pytest.raises(ConfigError, match="config key 'qtran_inputs' must be one of hidden, values"):
+        load_config("qtran", "matrix_game", ["qtran_inputs=hiddn"])
 
 
 def test_qtran_finds_the_optimum_of_the_non_monotonic_matrix_game(run_main):

@@ -18,7 +18,9 @@ from concord.config import load_config, to_namespace
 from concord.errors import ConfigError
 from concord.learners.q_learner import QLearner
 from concord.modules.mixers.base import MixerContext
-from concord.modules.mixers.vast import VASTMixer, discounted_returns, epsilon_greedy_probs
+from concord.components.action_selectors import EpsilonGreedySelector
+from concord.modules.mixers.base import LocalPolicy
+from concord.modules.mixers.vast import VASTMixer, discounted_returns
 from concord.modules.mixers.vast_assignment import kmeans_assignment, sample_assignment
 from concord.registry import MACS
 from concord.utils.checkpoint import find_checkpoint, load_checkpoint
@@ -174,7 +176,7 @@ def test_spatial_without_positions_and_qplex_are_one_line_errors(run_main):
         "error: vast_assignment 'spatial' needs agent positions, but this env declares no 'positions' extras "
         "(battle, warehouse, po_spread, smax and sc2 do)"]
     code, _, err = run_main("vast", "matrix_game", "vast_mixer=qplex")
-    assert code == 2 and "error: vast_mixer 'qplex' is not supported" in err
+    assert code == 2 and "error: config key 'vast_mixer' must be one of il, vdn, qmix, qtran" in err
 
 
 def _metagrad_case():
@@ -221,16 +223,18 @@ def test_rollout_update_uses_returns_minus_expected_local_value():
     batch.data["avail_actions"][:] = True
     batch.data["avail_actions"][0, :, 1, 2] = False  # agent 1 cannot take action 2
     qs = torch.tensor([[1.0, 3.0, 0.0], [2.0, -1.0, 9.0]]).expand(1, 3, 2, 3)
-    mac = SimpleNamespace(forward_seq=lambda d: (qs, None), selector=SimpleNamespace(epsilon=0.2))
+    selector = EpsilonGreedySelector(SimpleNamespace(epsilon_start=0.2, epsilon_finish=0.2, epsilon_anneal_time=1,
+                                                     test_epsilon=0.0))
+    avail = torch.from_numpy(batch.data["avail_actions"])
+    pi = selector.probs(qs, avail, t_env=0)
     torch.manual_seed(6)
-    mixer.rollout_update(batch, 0, mac)
+    mixer.rollout_update(batch.to_torch("cpu", trim=False), 0, lambda: LocalPolicy(qs=qs, pi=pi))
     # R = [1 + 0.9 * 2, 2]; agent 0: 0.8*3 + 0.2*(1+3+0)/3; agent 1 (action 2 unavailable): 0.8*2 + 0.2*(2-1)/2
     baseline = torch.tensor([0.8 * 3 + 0.2 * 4 / 3, 0.8 * 2 + 0.2 * 1 / 2])
     adv = torch.stack([2.8 - baseline, 2.0 - baseline, torch.zeros(2)]).unsqueeze(0)
     assert mixer.last_assignment.shape == (1, 2, 2)  # the final observation (t = 2) is no action step
     g_bias, _ = _hand_gradient(mixer, states[:, :2], obs[:, :2], adv[:, :2], mask[:, :2], mixer.last_assignment)
     assert torch.allclose(mixer.assigner.head.bias.grad, g_bias, atol=1e-6)
-    pi = epsilon_greedy_probs(qs, torch.from_numpy(batch.data["avail_actions"]), 0.2)
     assert torch.allclose(pi.sum(-1), torch.ones(1, 3, 2)) and pi[0, 0, 1, 2] == 0
     returns = discounted_returns(torch.tensor([[1.0, 2.0, 5.0]]), mask, 0.9)
     assert torch.allclose(returns, torch.tensor([[2.8, 2.0, 0.0]]))

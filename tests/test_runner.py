@@ -35,9 +35,9 @@ class CountingMAC:
     def __getattr__(self, name):
         return getattr(self.mac, name)
 
-    def select_actions(self, obs, avail, last, env_ids, t_env, test_mode=False):
+    def select_actions(self, obs, last, env_ids, t_env, test_mode=False):
         self.calls.append(list(env_ids))
-        return self.mac.select_actions(obs, avail, last, env_ids, t_env, test_mode)
+        return self.mac.select_actions(obs, last, env_ids, t_env, test_mode)
 
 
 def test_envs_in_a_batch_are_seeded_differently_and_finished_envs_are_not_forwarded():

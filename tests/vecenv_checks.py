@@ -1,7 +1,8 @@
 """Checks shared by the tests of the natively batched numpy domains and of every env's yaml.
 
 - ``check_batched_equals_single``: a batch of ``n`` envs stepped on changing subsets returns, row for row,
-  what ``n`` single envs (``num_envs=1``) seeded ``seed + i`` return, through episode ends and resets;
+  what ``n`` single envs (``num_envs=1``) built with env ``i``'s own seed (``seed=[env_seeds(seed, n)[i]]``,
+  ``numpy_vec``'s seeding convention) return, through episode ends and resets;
 - ``check_seeding_and_rng_round_trip``: the same seed gives the same trajectory, another seed another one,
   and ``get_rng_state``/``set_rng_state`` replay the random streams exactly (also into an env built with
   another seed);
@@ -18,8 +19,9 @@ import numpy as np
 import yaml
 
 from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.seeding import Seed, env_seeds
 
-MakeEnv = Callable[[int, int], VecEnv]  # (num_envs, seed) -> env
+MakeEnv = Callable[[int, Seed], VecEnv]  # (num_envs, seed: a run seed or the envs' own seeds) -> env
 Policy = Callable[[np.random.Generator, np.ndarray], np.ndarray]  # (rng, avail (k, N, A) bool) -> actions (k, N)
 PickIds = Callable[[int, np.random.Generator, int], np.ndarray]  # (t, rng, num_envs) -> env ids to step at t
 
@@ -62,7 +64,8 @@ def check_batched_equals_single(
     action_seed: int = 0,
     untouched: Callable[[VecEnv, int], Sequence[np.ndarray]] | None = None,
 ) -> int:
-    """Step ``make(n_envs, seed)`` and ``make(1, seed + i)`` side by side; return how many episodes ended.
+    """Step ``make(n_envs, seed)`` and ``make(1, [env_seeds(seed, n_envs)[i]])`` side by side; return how many
+    episodes ended.
 
     At step ``t`` the envs ``pick_ids(t, rng, n_envs)`` are stepped with ``policy(rng, their avail)`` (one
     generator seeded ``action_seed`` draws both); each row must equal its single env's, and an ended episode is
@@ -70,7 +73,7 @@ def check_batched_equals_single(
     sits out a step.
     """
     batch = make(n_envs, seed)
-    singles = [make(1, seed + i) for i in range(n_envs)]
+    singles = [make(1, [s]) for s in env_seeds(seed, n_envs)]
     first = batch.reset(range(n_envs))
     for i, single in enumerate(singles):
         assert_obs_rows_equal(first, i, single.reset([0]))

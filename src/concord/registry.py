@@ -1,7 +1,7 @@
 """Name -> class registries for every pluggable part of Concord.
 
-One mechanism serves envs, runners, controllers (MACs), learners, agents, mixers and action
-selectors. A user extends Concord from their own module::
+One mechanism serves envs, runners, controllers (MACs), learners, agents, mixers, action selectors
+and trainers. A user extends Concord from their own module::
 
     from concord.registry import register_mixer
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 from concord.errors import ConfigError
 
@@ -28,15 +28,21 @@ class Registry(Generic[T]):
         self.kind = kind
         self.package = package  # Concord's own entries live in this package's modules
         self._table: dict[str, T] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator registering ``obj`` under ``name``; a clash with another object is an error."""
+    def register(self, name: str, config: Mapping[str, Any] | None = None) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name``; a clash with another object is an error.
+
+        ``config`` declares the keys a plugin reads, with their defaults (and optional ``_choices``/``_ranges``),
+        as Concord's own parts do in ``config/<kind>/<name>.yaml``; they are merged when ``name`` is selected.
+        """
 
         def deco(obj: T) -> T:
             old = self._table.get(name)
             if old is not None and old is not obj and _qualname(old) != _qualname(obj):
                 raise ConfigError(f"{self.kind} '{name}' is already registered by {_qualname(old)}")
             self._table[name] = obj
+            self._configs[name] = dict(config or {})
             return obj
 
         return deco
@@ -49,6 +55,11 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} '{name}'; known {self.kind}s: {', '.join(sorted(self._table)) or '(none)'}"
             )
         return self._table[name]
+
+    def config(self, name: str) -> dict[str, Any]:
+        """The keys ``name`` was registered with (empty for Concord's own parts, whose keys live in config/)."""
+        self.get(name)
+        return dict(self._configs.get(name, {}))
 
     def names(self) -> list[str]:
         _load_package(self.package)
@@ -70,6 +81,7 @@ LEARNERS: Registry = Registry("learner", "concord.learners")
 AGENTS: Registry = Registry("agent", "concord.modules.agents")
 MIXERS: Registry = Registry("mixer", "concord.modules.mixers")
 ACTION_SELECTORS: Registry = Registry("action selector", "concord.components")
+TRAINERS: Registry = Registry("trainer", "concord.trainers")
 
 register_env = ENVS.register
 register_runner = RUNNERS.register
@@ -78,6 +90,7 @@ register_learner = LEARNERS.register
 register_agent = AGENTS.register
 register_mixer = MIXERS.register
 register_action_selector = ACTION_SELECTORS.register
+register_trainer = TRAINERS.register
 
 # Every module of a registry's package is imported on that registry's first look-up. Heavy optional
 # dependencies (jax, smacv2, gymnasium) must be imported lazily inside those modules, so this stays cheap;

@@ -15,10 +15,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from concord.components.episode_buffer import ReplayBuffer, build_scheme
 from concord.config import to_namespace
 from concord.errors import EnvWorkerError
-from concord.registry import LEARNERS, MACS, RUNNERS
+from concord.registry import LEARNERS, MACS, RUNNERS, TRAINERS
 from concord.runners.runner import EpisodeStats
 from concord.utils.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from concord.utils.logger import Logger
@@ -56,7 +55,7 @@ def run_name(args: SimpleNamespace) -> str:
 
 
 class Experiment:
-    """Everything one run owns: env runner, controller, learner, buffer, logger, counters."""
+    """Everything one run owns: env runner, controller, learner (with its data), trainer, logger, counters."""
 
     def __init__(self, config: Mapping[str, Any], sacred_run: Any = None) -> None:
         self.config = dict(config)
@@ -84,14 +83,15 @@ class Experiment:
         self.learner = LEARNERS.get(args.learner)(self.mac, env_info, args, self.device)
         for net_name, net in self.learner.networks().items():
             log.info("parameters: %s %s = %d", net_name, type(net).__name__, count_params(net))
-        self.scheme = build_scheme(env_info, args.buffer_compact_obs)
-        self.buffer = ReplayBuffer(self.scheme, args.buffer_size, env_info["episode_limit"] + 1, args.seed) \
-            if self.learner.uses_replay else None
+        self.scheme = self.learner.scheme  # the env's fields, the controller's per-step outputs, the learner's own
+        self.trainer = TRAINERS.get(args.trainer)(self)
         self.progress = Progress()
         self.last_test: dict[str, float] = {}
         # statistics collected since the last log line; checkpointed so that a resumed run logs the same values
         self.pending_stats: dict[str, list[float]] = {}
         self.pending_episodes = EpisodeStats()
+        self.clock = Clock(0)
+        self._bar: Any = None
 
     # --- checkpoints --------------------------------------------------------------------------
     def save(self) -> str:
@@ -106,8 +106,8 @@ class Experiment:
                     "env": self.runner.vec_env.get_rng_state()},
             "config": self.config,
         }
-        keep_buffer = self.buffer is not None and self.args.checkpoint_buffer
-        path = save_checkpoint(self.models_dir, p.t_env, payload, self.buffer.save if keep_buffer else None)
+        path = save_checkpoint(self.models_dir, p.t_env, payload,
+                               self.learner.save_files if self.args.checkpoint_buffer else None)
         log.info("checkpoint saved: %s", path)
         return path
 
@@ -118,8 +118,8 @@ class Experiment:
         self.progress = Progress(**ck["progress"])
         self.pending_stats = ck["pending_stats"]
         self.pending_episodes = ck["pending_episodes"]
-        if self.buffer is not None and ck["files"] is not None:
-            self.buffer.load(directory, ck["files"])
+        if ck["files"] is not None:
+            self.learner.load_files(directory, ck["files"])
         rng = ck["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
@@ -141,48 +141,44 @@ class Experiment:
         self.last_test = {"t_env": self.progress.t_env, **summary}
         return summary
 
-    def train(self) -> dict[str, Any]:
+    def collect(self) -> tuple[Any, EpisodeStats]:
+        """One round of ``batch_size_run`` training episodes; advances the counters."""
+        p = self.progress
+        with self.clock.rollout:
+            batch, ep_stats = self.runner.run(self.mac, self.scheme, p.t_env)
+        p.t_env += int(batch.episode_lengths().sum())
+        p.episode += batch.n_episodes
+        self.pending_episodes.extend(ep_stats)
+        return batch, ep_stats
+
+    def learn(self, batch: Any) -> None:
+        """Hand a round to the learner (timed; its statistics are logged at the next log line)."""
+        before = self.learner.n_updates
+        with self.clock.update:
+            _collect(self.pending_stats, self.learner.update(batch, self.progress.t_env, self.progress.episode))
+        self.clock.n_updates += self.learner.n_updates - before
+
+    def periodic(self, steps: int) -> None:
+        """Test, log and checkpoint when their intervals have passed, and advance the progress bar by ``steps``
+        (every trainer calls this after each round it collected)."""
         a, p = self.args, self.progress
-        bar = _progress_bar(a, p.t_env)
-        clock = _Clock(p.t_env)
-        learner_stats, episodes = self.pending_stats, self.pending_episodes  # cleared by _log_pending
-        try:
-            while p.t_env < a.t_max:
-                with clock.rollout:
-                    batch, ep_stats = self.runner.run(self.mac, self.scheme, p.t_env)
-                steps = int(batch.episode_lengths().sum())
-                p.t_env += steps
-                p.episode += batch.n_episodes
-                episodes.extend(ep_stats)
-                with clock.update:
-                    _collect(learner_stats, self.learner.rollout_update(batch, p.t_env))
-                    if self.buffer is not None:
-                        self.buffer.insert(batch)
-                        if self.buffer.can_sample(a.batch_size):
-                            for _ in range(a.updates_per_round):
-                                sample = self.buffer.sample(a.batch_size).to_torch(self.device)
-                                _collect(learner_stats, self.learner.train(sample, p.t_env, p.episode))
-                                clock.n_updates += 1
-                if p.t_env - p.last_test_t >= a.test_interval:
-                    p.last_test_t = p.t_env
-                    self.test()
-                if p.t_env - p.last_log_t >= a.log_interval:
-                    self._log_pending(clock)
-                if a.save_model and p.t_env - p.last_save_t >= a.save_model_interval:
-                    p.last_save_t = p.t_env
-                    self.save()
-                if bar is not None:
-                    bar.update(steps)
-                    bar.set_postfix(_bar_postfix(self.last_test), refresh=False)
-        except EnvWorkerError:
-            if a.save_model:
-                self.save()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+        if p.t_env - p.last_test_t >= a.test_interval:
+            p.last_test_t = p.t_env
+            self.test()
+        if p.t_env - p.last_log_t >= a.log_interval:
+            self._log_pending(self.clock)
+        if a.save_model and p.t_env - p.last_save_t >= a.save_model_interval:
+            p.last_save_t = p.t_env
+            self.save()
+        if self._bar is not None:
+            self._bar.update(steps)
+            self._bar.set_postfix(_bar_postfix(self.last_test), refresh=False)
+
+    def finish(self) -> dict[str, Any]:
+        """Flush pending statistics, test and checkpoint the final state (unless just done)."""
+        a, p = self.args, self.progress
         if p.last_log_t != p.t_env:
-            self._log_pending(clock)
+            self._log_pending(self.clock)
         if self.last_test.get("t_env") != p.t_env:
             self.test()
         if a.save_model and p.last_save_t != p.t_env:
@@ -190,14 +186,30 @@ class Experiment:
             self.save()
         return self.last_test
 
-    def _log_pending(self, clock: "_Clock") -> None:
+    def train(self) -> dict[str, Any]:
+        """Run the configured trainer to ``t_max``; an env-worker failure past the limit leaves a checkpoint."""
+        self.clock = Clock(self.progress.t_env)
+        bar = _progress_bar(self.args, self.progress.t_env)
+        self._bar = bar
+        try:
+            self.trainer.train()
+        except EnvWorkerError:
+            if self.args.save_model:
+                self.save()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.finish()
+
+    def _log_pending(self, clock: "Clock") -> None:
         """Log the statistics gathered since the last log line and print a console summary."""
         p = self.progress
         p.last_log_t = p.t_env
         if self.pending_episodes.returns:
             self.logger.log_stats(self.pending_episodes.summary(""), p.t_env)
         self.logger.log_stats({k: float(np.mean(v)) for k, v in self.pending_stats.items()}, p.t_env)
-        self.logger.log_stats({"epsilon": self.mac.selector.epsilon, "env_failures": self.runner.env_failures,
+        self.logger.log_stats({**self.mac.stats(), "env_failures": self.runner.env_failures,
                                **clock.stats(p.t_env)}, p.t_env)
         self.pending_stats.clear()
         self.pending_episodes.clear()
@@ -241,7 +253,7 @@ class _Timer:
         self.seconds += time.perf_counter() - self._t0
 
 
-class _Clock:
+class Clock:
     """Where the time goes: env steps per wall and per CPU second, rollout cost per step, cost per update."""
 
     def __init__(self, t_env: int) -> None:

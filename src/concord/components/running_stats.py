@@ -22,6 +22,12 @@ class RunningMeanStd:
         self.var = (self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total) / total
         self.count = total
 
+    def standardise(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Fold the valid entries of ``x`` (``valid`` > 0) into the statistics, then return (x − mean) / std
+        (epymarl's ``standardise_rewards``; unlike epymarl, padded steps do not enter the statistics)."""
+        self.update(x[valid > 0])
+        return (x - self.mean) / (self.var ** 0.5 + 1e-8)
+
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "var": self.var, "count": self.count}
 

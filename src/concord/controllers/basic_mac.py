@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from concord.components.episode_buffer import Scheme
+from concord.controllers.base import Controller
+from concord.envs.base import EnvObs
+from concord.modules.agents.non_shared import NonSharedAgents
 from concord.registry import ACTION_SELECTORS, AGENTS, register_mac
 
 
 @register_mac("basic_mac")
-class BasicMAC:
-    """Builds each agent's input (obs, last action one-hot, agent id one-hot), runs the shared agent, selects actions.
+class BasicMAC(Controller):
+    """Builds each agent's input (obs, last action one-hot, agent id one-hot), runs the agent network (shared by
+    all agents, or one per agent with ``agent_shared: false``), selects actions with the configured selector.
 
     Rollouts call ``select_actions`` on the envs still running (a per-env hidden state is kept); learners call
     ``forward_seq`` to unroll whole stored episodes. Controllers that sample agents one after another (BN-DAG)
@@ -21,12 +26,14 @@ class BasicMAC:
     """
 
     def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace, device: torch.device) -> None:
-        self.n_agents = env_info["n_agents"]
-        self.n_actions = env_info["n_actions"]
-        self.args = args
-        self.device = device
+        super().__init__(env_info, args, device)
         self.input_dim = env_info["obs_shape"] + self.n_actions * args.obs_last_action + self.n_agents * args.obs_agent_id
-        self.agent = AGENTS.get(args.agent)(self.input_dim, self.n_actions, args).to(device)
+        make_agent = AGENTS.get(args.agent)
+        if args.agent_shared:
+            self.agent = make_agent(self.input_dim, self.n_actions, args).to(device)
+        else:
+            self.agent = NonSharedAgents([make_agent(self.input_dim, self.n_actions, args)
+                                          for _ in range(self.n_agents)]).to(device)
         self.selector = ACTION_SELECTORS.get(args.action_selector)(args)
         self._agent_ids = torch.eye(self.n_agents, device=device)
         # rollout inputs are built in numpy: row -1 of the padded identity is the "no last action" zero vector
@@ -77,11 +84,17 @@ class BasicMAC:
         self.hidden[env_ids] = h.view(k, self.n_agents, -1)
         return out.view(k, self.n_agents, -1).cpu().numpy()
 
-    def select_actions(self, obs: np.ndarray, avail: np.ndarray, last_actions: np.ndarray, env_ids: np.ndarray,
-                       t_env: int, test_mode: bool = False) -> np.ndarray:
-        """Actions (k, n_agents) for the running envs ``env_ids`` from their obs (k, n_agents, obs_dim)."""
-        q = self.agent_outputs(obs, last_actions, env_ids)  # (k, n_agents, n_actions)
-        return self.selector.select(q, avail, t_env, test_mode)
+    def select_actions(self, obs: EnvObs, last_actions: np.ndarray, env_ids: np.ndarray, t_env: int,
+                       test_mode: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Actions (k, n_agents) for the running envs ``env_ids`` and the selector's per-step outputs."""
+        out = self.agent_outputs(obs.obs, last_actions, env_ids)  # (k, n_agents, n_actions)
+        return self.selector.select(out, obs.avail_actions, t_env, test_mode)
+
+    def batch_fields(self) -> Scheme:
+        return self.selector.batch_fields(self.n_agents)
+
+    def stats(self) -> dict[str, float]:
+        return self.selector.stats()
 
     # --- training -----------------------------------------------------------------------------
     def forward_seq(self, batch: Mapping[str, torch.Tensor], agent: torch.nn.Module | None = None
@@ -96,12 +109,3 @@ class BasicMAC:
         out = out.reshape(b, self.n_agents, t, -1).permute(0, 2, 1, 3)  # (B, T, n_agents, n_actions)
         h = h.reshape(b, self.n_agents, t, -1).permute(0, 2, 1, 3)  # (B, T, n_agents, hidden)
         return out, h
-
-    def parameters(self):
-        return self.agent.parameters()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.agent.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.agent.load_state_dict(state)

@@ -27,6 +27,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -46,12 +47,12 @@ def grid_adjacency(rows: int, cols: int) -> np.ndarray:
 
 @register_env("aloha")
 class AlohaEnv(NumpyVecEnv):
-    """``num_envs`` Aloha games; env i draws from its own stream ``default_rng(seed + i)``."""
+    """``num_envs`` Aloha games; env i draws from its own stream (``numpy_vec``'s seeding)."""
 
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         grid_shape: Sequence[int] = (2, 5),
         arrival_prob: float = 0.6,
         success_reward: float = 0.1,

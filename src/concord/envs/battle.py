@@ -35,6 +35,7 @@ import numpy as np
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.gridworld import MOVE_DELTAS, NOOP, gather_windows, parse_layout, pick_one_per_group
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -108,7 +109,7 @@ class BattleEnv(NumpyVecEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 20,
         regen: float = 0.01,
         kill_reward: float = 0.0,

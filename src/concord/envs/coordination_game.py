@@ -22,6 +22,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.envs.tabular import TabularModel
 from concord.errors import ConfigError
 from concord.registry import register_env
@@ -43,12 +44,12 @@ def reward_table(n_agents: int, comparator: str = "<=") -> np.ndarray:
 
 @register_env("coordination_game")
 class CoordinationGameEnv(NumpyVecEnv):
-    """``num_envs`` coordination games; env i draws from its own stream ``default_rng(seed + i)``."""
+    """``num_envs`` coordination games; env i draws from its own stream (``numpy_vec``'s seeding)."""
 
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 2,
         eps: float = 0.1,
         comparator: str = "<=",

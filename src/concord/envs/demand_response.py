@@ -27,6 +27,7 @@ from scipy.stats import binom
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -97,12 +98,12 @@ def _distribution(x: Sequence[float], name: str) -> np.ndarray:
 
 @register_env("demand_response")
 class DemandResponseEnv(NumpyVecEnv):
-    """``num_envs`` populations of devices; env i draws from its own stream ``default_rng(seed + i)``."""
+    """``num_envs`` populations of devices; env i draws from its own stream (``numpy_vec``'s seeding)."""
 
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 100,
         natural_dynamics: Sequence[Sequence[float]] = ((0.25, 0.75), (0.375, 0.625)),
         eps_off: float = 0.2,

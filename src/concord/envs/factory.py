@@ -5,6 +5,7 @@ import functools
 from typing import Any, Mapping
 
 from concord.envs.base import MultiAgentEnv, SerialVecEnv, VecEnv
+from concord.envs.seeding import env_seeds
 from concord.envs.subproc import SubprocVecEnv
 from concord.registry import ENVS, load_plugins
 
@@ -22,10 +23,13 @@ def make_single_env(name: str, env_args: Mapping[str, Any], plugins: tuple[str, 
 
 def make_vec_env(name: str, env_args: Mapping[str, Any], num_envs: int, seed: int, subprocess: bool,
                  plugins: tuple[str, ...] = ()) -> VecEnv:
-    """A natively batched env is built as one object; single envs are lifted in-process or one per subprocess."""
+    """A natively batched env is built as one object; single envs are lifted in-process or one per subprocess.
+
+    ``seed`` is the run seed; env ``i`` gets ``seeding.env_seeds(seed, num_envs)[i]`` on every path (a natively
+    batched env expands its int seed itself)."""
     cls = ENVS.get(name)
     if isinstance(cls, type) and issubclass(cls, VecEnv):
         return cls(num_envs=num_envs, seed=seed, **env_kwargs(env_args))
     if subprocess:
         return SubprocVecEnv(functools.partial(make_single_env, name, dict(env_args), tuple(plugins)), num_envs, seed)
-    return SerialVecEnv([cls(seed=seed + i, **env_kwargs(env_args)) for i in range(num_envs)])
+    return SerialVecEnv([cls(seed=s, **env_kwargs(env_args)) for s in env_seeds(seed, num_envs)])

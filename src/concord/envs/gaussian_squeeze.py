@@ -24,6 +24,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -44,7 +45,7 @@ class GaussianSqueezeEnv(NumpyVecEnv):
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 200,
         mu: float = 400.0,
         sigma: float = 200.0,

@@ -30,6 +30,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.envs.tabular import TabularModel
 from concord.errors import ConfigError
 from concord.registry import register_env
@@ -39,12 +40,12 @@ EMPTY_TRANSMIT = ("mask", "noop")
 
 @register_env("mabc")
 class MABCEnv(NumpyVecEnv):
-    """``num_envs`` MABC channels; env i draws from its own stream ``default_rng(seed + i)``."""
+    """``num_envs`` MABC channels; env i draws from its own stream (``numpy_vec``'s seeding)."""
 
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         arrival_probs: Sequence[float] = (0.3, 0.6),
         alpha0: float = 0.75,
         alpha1: float = 0.75,

@@ -1,11 +1,19 @@
 """The base of the papers' numpy domains: ``num_envs`` envs held as arrays and stepped as one batch.
 
 Every array of a domain has the env axis first (``E``, or ``k`` for the envs of one call). Randomness: env
-``i`` of a batch has its own ``np.random.Generator`` seeded ``seed + i`` and draws only through
-``EnvRngs.uniform``, which asks each env's generator for exactly the numbers that env needs. What env ``i``
-draws therefore never depends on which other envs are in the batch or are stepped with it: a batch and
-single envs (``num_envs=1``) seeded ``seed + i`` step identically, and ``get_rng_state``/``set_rng_state``
-capture every random stream of the batch, so that a checkpoint resumes exactly.
+``i`` of a batch has its own ``np.random.Generator`` and draws only through ``EnvRngs.uniform``, which asks
+each env's generator for exactly the numbers that env needs. What env ``i`` draws therefore never depends on
+which other envs are in the batch or are stepped with it, and ``get_rng_state``/``set_rng_state`` capture
+every random stream of the batch, so that a checkpoint resumes exactly.
+
+Seeding convention (``concord.envs.seeding``), shared with SMAX: the constructor's ``seed`` is either
+- an int, the *run* seed ``s``: env ``i``'s generator is ``default_rng(env_seeds(s, num_envs)[i])``, the same
+  seed a single env (``MultiAgentEnv``) gets as env ``i`` of a ``SerialVecEnv``/``SubprocVecEnv`` batch;
+  note that a 1-env batch seeded ``x`` uses ``env_seeds(x, 1)[0]``, not ``x``;
+- a sequence of ``num_envs`` ints, the *env* seeds themselves: env ``i``'s generator is
+  ``default_rng(seed[i])``; so env ``i`` of a batch seeded ``s`` steps exactly as
+  ``cls(num_envs=1, seed=[env_seeds(s, n)[i]])``;
+- ``None``: a run seed drawn from OS entropy.
 """
 from __future__ import annotations
 
@@ -14,22 +22,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.seeding import Seed, batch_seeds
 from concord.errors import ConfigError
 
 
-def resolve_seed(seed: int | None) -> int:
-    """The base seed of a batch; ``None`` draws one from OS entropy."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    return int(seed)
-
-
 class EnvRngs:
-    """One ``np.random.Generator`` per env of a batch (env ``i`` seeded ``seed + i``)."""
+    """One ``np.random.Generator`` per env of a batch, seeded by the module's convention (``batch_seeds``)."""
 
-    def __init__(self, num_envs: int, seed: int | None) -> None:
-        base = resolve_seed(seed)
-        self.gens = [np.random.default_rng(base + i) for i in range(num_envs)]
+    def __init__(self, num_envs: int, seed: Seed) -> None:
+        self.seeds = batch_seeds(seed, num_envs)  # env i's seed
+        self.gens = [np.random.default_rng(s) for s in self.seeds]
 
     def uniform(self, env_ids: Sequence[int], sizes: int | Sequence[int]) -> np.ndarray:
         """``(k, max(sizes))`` U[0,1) draws; env ``env_ids[j]`` draws ``sizes[j]`` numbers (rest 0)."""
@@ -67,7 +69,7 @@ class NumpyVecEnv(VecEnv):
     obs_shape: int
     state_shape: int
 
-    def __init__(self, num_envs: int, seed: int | None) -> None:
+    def __init__(self, num_envs: int, seed: Seed) -> None:
         self.num_envs = int(num_envs)
         self.rngs = EnvRngs(self.num_envs, seed)
         self.t = np.zeros(self.num_envs, dtype=np.int64)  # (E,) steps taken in the current episode

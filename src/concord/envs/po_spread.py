@@ -33,6 +33,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -92,14 +93,15 @@ class POSpreadVecEnv(NumpyVecEnv):
 
     World state is public so that tests can place entities by hand: ``agent_pos``, ``agent_vel``
     ``(num_envs, N, 2)``, ``landmark_pos`` ``(num_envs, N, 2)``, ``t`` ``(num_envs,)``. Env ``i``
-    draws its spawns from its own generator seeded ``seed + i``, so a batch equals single envs
-    seeded one by one; at N = 3 the spawn equals mpe2's ``reset(seed=seed + i)``.
+    draws its spawns from its own generator, seeded ``env_seeds(seed, num_envs)[i]`` (``numpy_vec``'s
+    seeding), so a batch equals single envs seeded one by one; at N = 3 the spawn equals mpe2's
+    ``reset(seed=env_seeds(seed, num_envs)[i])``.
     """
 
     def __init__(
         self,
         num_envs: int,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 3,
         obs_radius: float = 1.0,
         world_scaling: str = "area",

@@ -23,8 +23,10 @@ Differences from SMAC (StarCraft II) that matter when comparing results:
   holds ``battle_won`` (0/1), ``dead_allies`` and ``dead_enemies``.
 - extras: ``positions`` (n_agents, 2), the allies' absolute map coordinates (kept when dead).
 
-Seeding: env i's jax key is ``PRNGKey((seed + i) mod 2**32)`` (jax uses 32-bit seeds), so env i of a
-batch behaves as env 0 of a 1-env instance with seed ``seed + i``. The keys are the only randomness;
+Seeding (``numpy_vec``'s convention, ``concord.envs.seeding``): an int ``seed`` is the run seed and env i's
+jax key is ``PRNGKey(env_seeds(seed, num_envs)[i])`` (32-bit seeds, as jax wants); a sequence of ``num_envs``
+ints gives the envs' seeds themselves (taken mod 2**32), so env i of a batch seeded ``s`` behaves as the
+1-env instance ``seed=[env_seeds(s, num_envs)[i]]``. The keys are the only randomness;
 ``get_rng_state`` returns them as numpy and ``set_rng_state`` restores them.
 
 Threads: jax is imported in the constructor only. Before XLA's CPU backend starts, ``jax_cpu_threads``
@@ -46,6 +48,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from concord.envs.base import EnvObs, StepResult, VecEnv
+from concord.envs.seeding import Seed, batch_seeds
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -198,7 +201,7 @@ def _compile(map_name: str, max_steps: int, observation_type: str, see_enemy_act
 class SMAXVecEnv(VecEnv):
     """``num_envs`` SMAX battles against JaxMARL's heuristic enemy, stepped by one jitted vmap call."""
 
-    def __init__(self, num_envs: int, seed: int, map_name: str = "3m", max_steps: int = 100,
+    def __init__(self, num_envs: int, seed: Seed, map_name: str = "3m", max_steps: int = 100,
                  observation_type: str = "unit_list", see_enemy_actions: bool = True,
                  walls_cause_death: bool = True, enemy_shoots: bool = True, attack_mode: str = "closest",
                  won_battle_bonus: float = 1.0, use_self_play_reward: bool = False, jax_cpu_threads: int = 1,
@@ -237,9 +240,9 @@ class SMAXVecEnv(VecEnv):
         self.state_dim = int(env.state_size)
         self.unit_dim = len(env.own_features)
 
-        seeds = (np.int64(seed) + np.arange(self.num_envs, dtype=np.int64)) % 2**32
+        seeds = np.array([s % 2**32 for s in batch_seeds(seed, self.num_envs)], dtype=np.uint32)  # (E,)
         # Committed to the device, so the jitted functions run there.
-        keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.asarray(seeds.astype(np.uint32)))  # (E, 2)
+        keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.asarray(seeds))  # (E, 2)
         self._keys = jax.device_put(keys, self._device)
         # Placeholder states (never observed: an env must be reset before it is stepped).
         shapes = jax.eval_shape(jax.vmap(lambda k: env.reset(k)[1]), self._keys)

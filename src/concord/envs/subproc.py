@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from concord.envs.base import EnvObs, MultiAgentEnv, StepResult, VecEnv, stack_obs, step_single
+from concord.envs.seeding import env_seeds, restart_seed
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,18 @@ class WorkerFailure(RuntimeError):
 
 
 class SubprocVecEnv(VecEnv):
-    """``num_envs`` single envs, each in its own spawned process (seeded ``seed + i``)."""
+    """``num_envs`` single envs, each in its own spawned process.
+
+    ``seed`` is the run seed: worker ``i`` builds its env, and seeds its process's ``random`` and ``np.random``,
+    with ``seeding.env_seeds(seed, num_envs)[i]``, and with ``seeding.restart_seed(seed, i, r)`` after its
+    ``r``-th restart.
+    """
 
     def __init__(self, make_env: EnvFactory, num_envs: int, seed: int) -> None:
         self.make_env = make_env
         self.num_envs = num_envs
-        self.seeds = [seed + i for i in range(num_envs)]
+        self.seed = int(seed)
+        self.seeds = env_seeds(self.seed, num_envs)
         self.restarts = [0] * num_envs
         self.ctx = mp.get_context("spawn")
         self.procs: list[Any] = [None] * num_envs
@@ -114,7 +121,7 @@ class SubprocVecEnv(VecEnv):
         if self.procs[i].is_alive():
             self.procs[i].kill()
             self.procs[i].join(timeout=5)
-        self._start(i, self.seeds[i] + 100_003 * self.restarts[i])
+        self._start(i, restart_seed(self.seed, i, self.restarts[i]))
 
     def get_env_info(self) -> dict[str, Any]:
         return self.env_info

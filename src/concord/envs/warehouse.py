@@ -40,6 +40,7 @@ import numpy as np
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.gridworld import MOVE_DELTAS, gather_windows, parse_layout
 from concord.envs.numpy_vec import NumpyVecEnv
+from concord.envs.seeding import Seed
 from concord.errors import ConfigError
 from concord.registry import register_env
 
@@ -94,7 +95,7 @@ class WarehouseEnv(NumpyVecEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        seed: int | None = None,
+        seed: Seed = None,
         n_agents: int = 4,
         time_penalty_per_agent: bool = True,
         episode_limit: int = 50,

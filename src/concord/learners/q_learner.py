@@ -14,16 +14,24 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
+from concord.components.episode_buffer import ReplayBuffer
 from concord.components.running_stats import RunningMeanStd
-from concord.components.state import learner_states, state_dim
+from concord.components.state import learner_states
 from concord.components.targets import td_lambda_targets
-from concord.modules.mixers.base import MixerContext
-from concord.registry import MIXERS, register_learner
+from concord.learners.base import Learner
+from concord.modules.mixers.base import LocalPolicy, MixerContext, batch_context, make_mixer
+from concord.registry import register_learner
 
 if TYPE_CHECKING:
     from concord.components.episode_buffer import EpisodeBatch
 
 log = logging.getLogger(__name__)
+
+
+def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key means of several updates' statistics."""
+    keys = {k for s in stats for k in s}
+    return {k: sum(s[k] for s in stats if k in s) / sum(1 for s in stats if k in s) for k in keys}
 
 
 def make_optimizer(params: list[torch.nn.Parameter], args: SimpleNamespace) -> torch.optim.Optimizer:
@@ -34,19 +42,15 @@ def make_optimizer(params: list[torch.nn.Parameter], args: SimpleNamespace) -> t
 
 
 @register_learner("q_learner")
-class QLearner:
-    """Off-policy value-factorisation learner over whole-episode batches sampled from replay."""
-
-    uses_replay = True  # the run loop feeds it batches sampled from the replay buffer
+class QLearner(Learner):
+    """Off-policy value-factorisation learner: keeps a replay buffer of whole episodes, and after each round
+    takes ``updates_per_round`` gradient steps on batches sampled from it."""
 
     def __init__(self, mac: Any, env_info: Mapping[str, Any], args: SimpleNamespace, device: torch.device) -> None:
-        self.args = args
-        self.mac = mac
-        self.device = device
-        self.n_agents, self.n_actions = env_info["n_agents"], env_info["n_actions"]
+        super().__init__(mac, env_info, args, device)
+        self.buffer = ReplayBuffer(self.scheme, args.buffer_size, self.max_seq_length, args.seed)
         self.state_last_action = args.env_args["state_last_action"]
-        mixer_info = dict(env_info, state_shape=state_dim(env_info, self.state_last_action))
-        self.mixer = MIXERS.get(args.mixer)(mixer_info, args).to(device) if args.mixer else None
+        self.mixer = make_mixer(env_info, args, device)
         self.params = list(mac.parameters()) + (self.mixer.td_parameters() if self.mixer else [])
         self.optimiser = make_optimizer(self.params, args)
         self.target_agent = copy.deepcopy(mac.agent)
@@ -54,7 +58,6 @@ class QLearner:
         for tp, _ in self._target_pairs():
             tp.requires_grad_(False)
         self.reward_stats = RunningMeanStd()
-        self.n_updates = 0
         self.last_target_update_episode = 0
         self.last_target_update_step = 0
 
@@ -99,10 +102,7 @@ class QLearner:
     def rewards(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """(B, T) team rewards, standardised by running statistics if configured."""
         r = batch["reward"][:, :-1]
-        if self.args.standardise_rewards:
-            self.reward_stats.update(r[mask > 0])
-            r = (r - self.reward_stats.mean) / (self.reward_stats.var ** 0.5 + 1e-8)
-        return r
+        return self.reward_stats.standardise(r, mask) if self.args.standardise_rewards else r
 
     # --- training -----------------------------------------------------------------------------
     def train(self, batch: Mapping[str, torch.Tensor], t_env: int, episode: int) -> dict[str, float]:
@@ -119,11 +119,7 @@ class QLearner:
 
         qs, hidden = self.mac.forward_seq(batch)  # (B, T, n_agents, n_actions), (B, T, n_agents, H)
         chosen = qs[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (B, T-1, n_agents)
-        greedy_qs = qs[:, :-1].masked_fill(~avail[:, :-1], -float("inf")).max(dim=-1).values  # (B, T-1, n_agents)
-        ctx = MixerContext(all_qs=qs[:, :-1], actions=actions, avail_actions=avail[:, :-1], greedy_qs=greedy_qs,
-                           hidden=hidden[:, :-1],
-                           obs=batch["obs"][:, :-1], last_actions=last_actions[:, :-1], mask=mask,
-                           extras={k[6:]: v[:, :-1] for k, v in batch.items() if k.startswith("extra_")})
+        ctx = batch_context(batch, slice(0, -1), qs[:, :-1], actions, hidden, last_actions[:, :-1], mask)
         q_taken = self.mix(self.mixer, chosen, states[:, :-1], ctx)  # (B, T-1, K)
 
         with torch.no_grad():
@@ -132,10 +128,8 @@ class QLearner:
             chooser = qs.detach()[:, 1:] if a.double_q else target_qs
             greedy = chooser.masked_fill(~avail[:, 1:], -float("inf")).argmax(dim=-1)  # (B, T-1, n_agents)
             target_max = target_qs.gather(-1, greedy.unsqueeze(-1)).squeeze(-1)  # (B, T-1, n_agents)
-            tctx = MixerContext(all_qs=target_qs, actions=greedy, avail_actions=avail[:, 1:], greedy_qs=target_max,
-                                hidden=target_hidden[:, 1:], obs=batch["obs"][:, 1:], last_actions=actions,
-                                mask=valid_next, extras={k[6:]: v[:, 1:] for k, v in batch.items()
-                                                         if k.startswith("extra_")}, is_target=True)
+            tctx = batch_context(batch, slice(1, None), target_qs, greedy, target_hidden, actions, valid_next,
+                                 greedy_qs=target_max, is_target=True)
             next_values = self.mix(self.target_mixer, target_max, states[:, 1:], tctx)  # (B, T-1, K)
             k = next_values.shape[-1]
             targets = td_lambda_targets(rewards.unsqueeze(-1).expand(-1, -1, k), terminated.unsqueeze(-1).expand(-1, -1, k),
@@ -168,9 +162,30 @@ class QLearner:
         stats.update({f"aux_{name}": v.item() for name, v in aux.items()})
         return stats
 
+    def update(self, batch: "EpisodeBatch", t_env: int, episode: int) -> dict[str, float]:
+        """The mixer's on-policy update on the new round (VAST's assignment policy), then the round goes into
+        replay and ``updates_per_round`` sampled batches train the agents and the mixer."""
+        stats = self.rollout_update(batch, t_env)
+        self.buffer.insert(batch)
+        if not self.buffer.can_sample(self.args.batch_size):
+            return stats
+        steps = [self.train(self.buffer.sample(self.args.batch_size).to_torch(self.device), t_env, episode)
+                 for _ in range(self.args.updates_per_round)]
+        return {**stats, **mean_stats(steps)}
+
     def rollout_update(self, batch: "EpisodeBatch", t_env: int) -> dict[str, float]:
-        """On-policy updates on the latest episodes (e.g. VAST's assignment policy); none by default."""
-        return self.mixer.rollout_update(batch, t_env, self.mac) if self.mixer is not None else {}
+        """The mixer's on-policy update on the latest episodes, with the agents' values and the behaviour
+        (ε-greedy) policy as its local values; none for most mixers."""
+        if self.mixer is None:
+            return {}
+        data = batch.to_torch(self.device)
+
+        def local() -> LocalPolicy:
+            with torch.no_grad():
+                qs, _ = self.mac.forward_seq(data)  # (B, T, n_agents, n_actions)
+                return LocalPolicy(qs=qs, pi=self.mac.selector.probs(qs, data["avail_actions"], t_env))
+
+        return self.mixer.rollout_update(data, t_env, local)
 
     # --- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -182,6 +197,7 @@ class QLearner:
             "optimiser": self.optimiser.state_dict(),
             "reward_stats": self.reward_stats.state_dict(),
             "counters": (self.n_updates, self.last_target_update_episode, self.last_target_update_step),
+            "buffer_rng": self.buffer.rng.bit_generator.state,
         }
 
     def load_state_dict(self, s: Mapping[str, Any]) -> None:
@@ -193,3 +209,11 @@ class QLearner:
         self.optimiser.load_state_dict(s["optimiser"])
         self.reward_stats.load_state_dict(s["reward_stats"])
         self.n_updates, self.last_target_update_episode, self.last_target_update_step = s["counters"]
+        self.buffer.rng.bit_generator.state = s["buffer_rng"]
+
+    def save_files(self, directory: str) -> dict[str, Any]:
+        """The replay buffer, streamed into one ``.npy`` file per field."""
+        return self.buffer.save(directory)
+
+    def load_files(self, directory: str, state: Mapping[str, Any]) -> None:
+        self.buffer.load(directory, state)

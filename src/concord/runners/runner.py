@@ -107,14 +107,15 @@ class Runner:
 
         while running.any():
             ids = np.flatnonzero(running)
-            actions = mac.select_actions(cur.obs[ids], cur.avail_actions[ids], last_actions[ids], ids, t_env,
-                                         test_mode)  # (k, n_agents)
+            actions, outputs = mac.select_actions(_rows(cur, ids), last_actions[ids], ids, t_env,
+                                                  test_mode)  # (k, n_agents), {field: (k, ...)}
             res = self.vec_env.step(ids, actions)
             self._check_failures()
             if res.failed is not None and res.failed.any():
                 self._discard(batch, ids[res.failed], t, ep_return, last_actions, mac, res, cur)
                 keep = ~res.failed
                 ids, actions = ids[keep], actions[keep]
+                outputs = {k: v[keep] for k, v in outputs.items()}
                 res = _select(res, keep)
                 if len(ids) == 0:
                     continue
@@ -123,6 +124,8 @@ class Runner:
             d["reward"][ids, tt] = res.reward
             d["terminated"][ids, tt] = res.terminated
             d["filled"][ids, tt] = True
+            for k, v in outputs.items():
+                d[k][ids, tt] = v
             ep_return[ids] += res.reward
             last_actions[ids] = actions
             t[ids] += 1
@@ -152,6 +155,13 @@ class Runner:
         fresh = _select(res, res.failed).obs
         self._write_obs(batch, failed_ids, t[failed_ids], fresh)
         _assign(cur, failed_ids, fresh)
+
+
+def _rows(cur: EnvObs, ids: np.ndarray) -> EnvObs:
+    """The running envs' rows of the current observations (what a controller sees)."""
+    if len(ids) == len(cur.obs):
+        return cur
+    return EnvObs(cur.obs[ids], cur.state[ids], cur.avail_actions[ids], {k: v[ids] for k, v in cur.extras.items()})
 
 
 def _assign(cur: EnvObs, ids: np.ndarray, o: EnvObs) -> None:

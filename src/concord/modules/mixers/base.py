@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
-
-if TYPE_CHECKING:
-    from concord.components.episode_buffer import EpisodeBatch
 
 
 @dataclass
@@ -33,6 +30,17 @@ class MixerContext:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. positions (B, T, n_agents, 2)
     mask: torch.Tensor | None = None  # (B, T) 1 where an action was taken
     is_target: bool = False  # True when mixing greedy next-step values for a TD target
+
+
+@dataclass
+class LocalPolicy:
+    """The agents' local action values and the behaviour policy over them, for mixers trained on-policy.
+
+    The Q-learner gives its agents' Q-values and the ε-greedy policy; an actor-critic its critics' Q_i and its
+    actors' π_i, so one mixer (VAST's assignment policy) trains the same way under either learner."""
+
+    qs: torch.Tensor  # (B, T, n_agents, n_actions)
+    pi: torch.Tensor  # (B, T, n_agents, n_actions), zero on unavailable actions
 
 
 class Mixer(nn.Module):
@@ -57,7 +65,37 @@ class Mixer(nn.Module):
         """Extra weighted loss terms added to the TD loss (none by default)."""
         return {}
 
-    def rollout_update(self, batch: "EpisodeBatch", t_env: int, mac: Any) -> dict[str, float]:
-        """On-policy update from the latest round of episodes (numpy ``EpisodeBatch``; ``mac`` gives the agents'
-        values via ``mac.forward_seq(batch.to_torch(device))``), e.g. VAST's assignment policy; none by default."""
+    def rollout_update(self, batch: Mapping[str, torch.Tensor], t_env: int,
+                       local: Callable[[], LocalPolicy]) -> dict[str, float]:
+        """On-policy update from the latest round of episodes (``EpisodeBatch.to_torch`` tensors); ``local()``
+        computes the agents' values and policy on demand. E.g. VAST's assignment policy; none by default."""
         return {}
+
+
+def batch_context(batch: Mapping[str, torch.Tensor], steps: slice, all_qs: torch.Tensor, actions: torch.Tensor,
+                  hidden: torch.Tensor | None, last_actions: torch.Tensor, mask: torch.Tensor,
+                  greedy_qs: torch.Tensor | None = None, is_target: bool = False) -> MixerContext:
+    """The context of steps ``steps`` of a stored batch, filled the same way by every learner. ``all_qs``
+    (B, T', n_agents, n_actions), ``actions`` and ``last_actions`` (B, T', n_agents), ``mask`` (B, T') are already
+    those steps'; ``hidden`` (B, T, n_agents, H) is sliced here. ``greedy_qs`` defaults to the max of ``all_qs``
+    over the available actions."""
+    avail = batch["avail_actions"][:, steps]  # (B, T', n_agents, n_actions)
+    if greedy_qs is None:
+        greedy_qs = all_qs.masked_fill(~avail, -float("inf")).max(dim=-1).values  # (B, T', n_agents)
+    return MixerContext(all_qs=all_qs, actions=actions, avail_actions=avail, greedy_qs=greedy_qs,
+                        hidden=hidden[:, steps] if hidden is not None else None, obs=batch["obs"][:, steps],
+                        last_actions=last_actions, mask=mask, is_target=is_target,
+                        extras={k[6:]: v[:, steps] for k, v in batch.items() if k.startswith("extra_")})
+
+
+def make_mixer(env_info: Mapping[str, Any], args: SimpleNamespace, device: torch.device) -> Mixer | None:
+    """The configured mixer (``args.mixer``; None for independent learners), sized for the learner's states
+    (the env's state, with the agents' last actions if ``env_args.state_last_action``)."""
+    if args.mixer is None:
+        return None
+    from concord.components.state import state_dim
+    from concord.registry import MIXERS
+
+    info = dict(env_info, state_shape=state_dim(env_info, args.env_args["state_last_action"]))
+    return MIXERS.get(args.mixer)(info, args).to(device)
+

@@ -24,7 +24,6 @@ from concord.modules.mixers.base import Mixer, MixerContext
 from concord.modules.mixers.qplex_attention import EPS, AdvantageAttention, QattenWeights
 from concord.registry import register_mixer
 
-WEIGHT_MODES = ("hypernet", "qatten")
 
 
 class HypernetWeights(nn.Module):
@@ -50,8 +49,6 @@ class QPLEXMixer(Mixer):
 
     def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace) -> None:
         super().__init__(env_info, args)
-        if args.qplex_weights not in WEIGHT_MODES:
-            raise ConfigError(f"qplex_weights must be one of {', '.join(WEIGHT_MODES)}, got {args.qplex_weights!r}")
         self.minus_one, self.stop_gradient = float(args.is_minus_one), args.is_stop_gradient
         self.attend_reg_coef = args.attend_reg_coef
         if args.qplex_weights == "hypernet":

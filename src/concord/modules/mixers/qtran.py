@@ -27,7 +27,6 @@ from concord.errors import ConfigError
 from concord.modules.mixers.base import Mixer, MixerContext
 from concord.registry import register_mixer
 
-INPUT_MODES = ("hidden", "values")
 
 
 def mlp(in_dim: int, embed: int, out_dim: int, act: type[nn.Module]) -> nn.Sequential:
@@ -52,8 +51,6 @@ class QTranMixer(Mixer):
 
     def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace) -> None:
         super().__init__(env_info, args)
-        if args.qtran_inputs not in INPUT_MODES:
-            raise ConfigError(f"qtran_inputs must be one of {', '.join(INPUT_MODES)}, got {args.qtran_inputs!r}")
         self.inputs = args.qtran_inputs
         self.lambda_opt, self.lambda_nopt = args.qtran_lambda_opt, args.qtran_lambda_nopt
         if self.inputs == "hidden":

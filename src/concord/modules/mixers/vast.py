@@ -19,23 +19,17 @@ import copy
 import math
 import weakref
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 
 from concord.components.state import learner_states
 from concord.errors import ConfigError
-from concord.modules.mixers.base import Mixer, MixerContext
+from concord.modules.mixers.base import LocalPolicy, Mixer, MixerContext
 from concord.modules.mixers.vast_assignment import (AssignmentPolicy, fixed_assignment, kmeans_assignment,
                                                     random_assignment, sample_assignment, step_uniforms)
 from concord.registry import MIXERS, register_mixer
 
-if TYPE_CHECKING:
-    from concord.components.episode_buffer import EpisodeBatch
-
-STRATEGIES = ("random", "fixed", "spatial", "metagrad")
-INNER_MIXERS = ("il", "vdn", "qmix", "qtran")
 
 
 class _Shared:
@@ -66,15 +60,6 @@ class VASTMixer(Mixer):
 
     def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace) -> None:
         super().__init__(env_info, args)
-        if not 0.0 < args.vast_eta <= 1.0:
-            raise ConfigError(f"vast_eta must be in (0, 1], got {args.vast_eta}")
-        if args.vast_assignment not in STRATEGIES:
-            raise ConfigError(f"unknown vast_assignment '{args.vast_assignment}'; known: {', '.join(STRATEGIES)}")
-        if args.vast_mixer == "qplex":
-            raise ConfigError("vast_mixer 'qplex' is not supported: VAST's sub-teams have no joint action for "
-                              f"QPLEX's λ_i(s, a); use one of {', '.join(INNER_MIXERS)}")
-        if args.vast_mixer not in INNER_MIXERS:
-            raise ConfigError(f"vast_mixer must be one of {', '.join(INNER_MIXERS)}, got '{args.vast_mixer}'")
         if args.vast_mixer == "qtran" and args.qtran_inputs != "values":
             raise ConfigError("vast_mixer 'qtran' needs qtran_inputs=values: sub-teams have no hidden state or action")
         self.strategy = args.vast_assignment
@@ -161,12 +146,12 @@ class VASTMixer(Mixer):
         return list(self.inner.parameters())
 
     # --- on-policy assignment updates (eq. 6) ------------------------------------------------------
-    def rollout_update(self, batch: "EpisodeBatch", t_env: int, mac: Any) -> dict[str, float]:
+    def rollout_update(self, batch: Mapping[str, torch.Tensor], t_env: int,
+                       local: Callable[[], LocalPolicy]) -> dict[str, float]:
         """Sub-team statistics of the latest episodes and, for metagrad, one REINFORCE step (eq. 6) with
-        Â = R_t − Σ_a π_i(a|τ_i) Q_i(τ_i, a): Q_i from ``mac.forward_seq``, π_i its ε-greedy policy (the
-        controller's current ε) over the available actions, R_t the Monte-Carlo return of the episode."""
-        param = next(self.parameters(), None)
-        d = batch.to_torch(param.device if param is not None else "cpu")
+        Â = R_t − Σ_a π_i(a|τ_i) Q_i(τ_i, a): Q_i and π_i from ``local()`` (the Q-learner's agents and ε-greedy
+        policy, or an actor-critic's critics and actors), R_t the Monte-Carlo return of the episode."""
+        d = batch
         states = learner_states(d, self.n_actions, self.state_last_action)  # (B, T, S)
         mask = d["filled"]  # (B, T)
         if self.strategy != "metagrad":
@@ -175,10 +160,9 @@ class VASTMixer(Mixer):
             entropy = math.log(self.n_subteams) if self.strategy == "random" else 0.0
             return self.subteam_stats(groups, mask, entropy)
         with torch.no_grad():
-            qs, _ = mac.forward_seq(d)  # (B, T, N, A)
+            lp = local()
             avail = d["avail_actions"]  # (B, T, N, A)
-            pi = epsilon_greedy_probs(qs, avail, mac.selector.epsilon)  # (B, T, N, A)
-            baseline = (pi * qs.masked_fill(~avail, 0.0)).sum(dim=-1)  # (B, T, N)
+            baseline = (lp.pi * lp.qs.masked_fill(~avail, 0.0)).sum(dim=-1)  # (B, T, N)
             returns = discounted_returns(d["reward"], mask, self.gamma)  # (B, T)
         adv = returns.unsqueeze(-1) - baseline  # (B, T, N)
         # the last stored step only holds the final observation (never an action step): leave it out
@@ -229,9 +213,3 @@ class VASTMixer(Mixer):
     def _owns_policy(self) -> bool:
         return self.assigner is not None and self._shared.policy is self.assigner
 
-
-def epsilon_greedy_probs(qs: torch.Tensor, avail: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """π_i(a|τ_i) of ε-greedy selection over the available actions: (B, T, N, A) values and masks -> probs."""
-    greedy = F.one_hot(qs.masked_fill(~avail, -float("inf")).argmax(dim=-1), qs.shape[-1]).float()
-    n_avail = avail.sum(dim=-1, keepdim=True).clamp(min=1).float()  # (B, T, N, 1)
-    return (1.0 - epsilon) * greedy * avail + epsilon * avail.float() / n_avail  # (B, T, N, A)

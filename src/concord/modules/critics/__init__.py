@@ -1,0 +1,1 @@
+"""Critic networks of the actor-critic learners."""
