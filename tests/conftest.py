@@ -39,3 +39,19 @@ def run_main(tmp_path, capsys, caplog):
         return code, (json.loads(lines[-1]) if lines else None), err
 
     return _run
+
+
+def build_parts(alg: str, env: str, *updates: str) -> tuple[Any, Any, Any]:
+    """(args, episode runner, controller) of ``--config=alg --env-config=env with *updates``, torch and numpy
+    seeded 0, for unit tests that drive the parts directly."""
+    import numpy as np
+
+    from concord.config import load_config, to_namespace
+    from concord.registry import MACS, RUNNERS
+
+    args = to_namespace(load_config(alg, env, list(updates)))
+    torch.manual_seed(0)
+    np.random.seed(0)
+    runner = RUNNERS.get("episode")(args, args.seed)
+    mac = MACS.get(args.mac)(runner.env_info, args, torch.device("cpu"))
+    return args, runner, mac

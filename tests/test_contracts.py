@@ -16,11 +16,12 @@ import pytest
 import torch
 import yaml
 
-from concord.config import CONFIG_DIR, load_config, to_namespace
+from concord.config import CONFIG_DIR
 from concord.controllers.base import Controller
 from concord.learners.base import Learner
 from concord.modules.mixers.base import Mixer, batch_context, make_mixer
-from concord.registry import ACTION_SELECTORS, LEARNERS, MACS, MIXERS, RUNNERS
+from concord.registry import ACTION_SELECTORS, LEARNERS, MACS, MIXERS
+from tests.conftest import build_parts
 from tests.test_resume import assert_same
 
 CHAIN = ["plugins=[tests.chain_env]", "seed=3", "env_args.limit=5"]
@@ -28,12 +29,7 @@ DEVICE = torch.device("cpu")
 
 
 def _parts(alg: str, *updates: str, n_envs: int = 3):
-    args = to_namespace(load_config(alg, "chain_test", [*CHAIN, f"batch_size_run={n_envs}", *updates]))
-    torch.manual_seed(0)
-    np.random.seed(0)
-    runner = RUNNERS.get("episode")(args, args.seed)
-    mac = MACS.get(args.mac)(runner.env_info, args, DEVICE)
-    return args, runner, mac
+    return build_parts(alg, "chain_test", *CHAIN, f"batch_size_run={n_envs}", *updates)
 
 
 def _alg_for_learner(name: str) -> str:

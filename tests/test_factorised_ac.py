@@ -6,17 +6,13 @@ import pytest
 import torch
 
 from concord.components.action_selectors import masked_log_softmax
-from concord.config import load_config, to_namespace
-from concord.registry import LEARNERS, MACS, RUNNERS
+from concord.registry import LEARNERS
+from tests.conftest import build_parts
 
 
 def _setup(alg: str, *updates: str):
-    cfg = load_config(alg, "chain_test", ["plugins=[tests.chain_env]", "seed=3", "batch_size_run=3", *updates])
-    args = to_namespace(cfg)
-    torch.manual_seed(0)
-    np.random.seed(0)
-    runner = RUNNERS.get("episode")(args, args.seed)
-    mac = MACS.get(args.mac)(runner.env_info, args, torch.device("cpu"))
+    args, runner, mac = build_parts(alg, "chain_test", "plugins=[tests.chain_env]", "seed=3", "batch_size_run=3",
+                                    *updates)
     learner = LEARNERS.get(args.learner)(mac, runner.env_info, args, torch.device("cpu"))
     batch, _ = runner.run(mac, learner.scheme, t_env=0)
     return learner, batch.to_torch("cpu")

@@ -6,21 +6,17 @@ import pytest
 import torch
 
 from concord.components.action_selectors import masked_log_softmax
-from concord.config import load_config, to_namespace
+from concord.config import load_config
 from concord.envs.coordination_game import CoordinationGameEnv
 from concord.learners.ppo import critic_inputs
-from concord.registry import LEARNERS, MACS, RUNNERS
+from concord.registry import LEARNERS
+from tests.conftest import build_parts
 
 CHAIN = ["plugins=[tests.chain_env]", "seed=3"]
 
 
 def _setup(alg: str = "mappo", *updates: str, n_envs: int = 4):
-    cfg = load_config(alg, "chain_test", [*CHAIN, f"batch_size_run={n_envs}", *updates])
-    args = to_namespace(cfg)
-    torch.manual_seed(0)
-    np.random.seed(0)
-    runner = RUNNERS.get("episode")(args, args.seed)
-    mac = MACS.get(args.mac)(runner.env_info, args, torch.device("cpu"))
+    args, runner, mac = build_parts(alg, "chain_test", *CHAIN, f"batch_size_run={n_envs}", *updates)
     learner = LEARNERS.get(args.learner)(mac, runner.env_info, args, torch.device("cpu"))
     return runner, mac, learner
 
