@@ -117,3 +117,20 @@ def test_mappo_and_ippo_beat_the_random_policy_on_the_coordination_game(run_main
                                      "save_model=False", "use_tensorboard=False", "test_interval=100000")
         assert code == 0, err
         assert result["test_return_mean"] > baseline + 0.25 * (60.0 - baseline), (seed, result, baseline)
+
+
+def test_non_shared_actors_have_their_own_parameters_and_outputs():
+    runner, mac, learner = _setup("mappo", "agent_shared=False")
+    nets = mac.agent.agents
+    assert len(nets) == 2 and nets[0] is not nets[1]
+    batch, _ = runner.run(mac, learner.scheme, t_env=0)
+    data = batch.to_torch("cpu")
+    with torch.no_grad():
+        out, _ = mac.forward_seq(data)  # (B, T, 2, A)
+        for p in nets[1].parameters():  # change agent 1's network only
+            p.add_(1.0)
+        out2, _ = mac.forward_seq(data)
+    assert torch.equal(out[:, :, 0], out2[:, :, 0]) and not torch.equal(out[:, :, 1], out2[:, :, 1])
+    before = [p.detach().clone() for p in nets[0].parameters()]
+    learner.train(data, 0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, nets[0].parameters()))
