@@ -1,0 +1,136 @@
+"""Sweeps and reports: grid expansion, execution (skipping finished runs, resuming killed ones), Ray, statistics."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from concord.errors import ConfigError
+from concord.experiments.grid import load_grid
+from concord.experiments.report import iqm_ci, write_report
+from concord.experiments.sweep import Sweep, command, read_status, run_dir, write_status
+from tests.conftest import ROOT
+
+TINY = {"t_max": 20, "test_interval": 10, "test_nepisode": 1, "log_interval": 10, "use_tensorboard": False,
+        "save_model": False}
+
+
+def _grid(tmp_path, **spec) -> str:
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_grid_expands_algs_envs_settings_and_seeds(tmp_path):
+    g = load_grid(_grid(tmp_path, name="g", env="matrix_game",
+                        algs=["vdn", {"alg": "qmix", "with": {"mixing_embed_dim": 8}, "label": "small"}],
+                        seeds=[1, 2], **{"with": {"t_max": 30}}, grid={"lr": [0.1, 0.2], "gamma": [0.9]}))
+    assert len(g.runs) == 2 * 2 * 2  # algs x lr points x seeds
+    qmix = [r for r in g.runs if r.alg == "qmix"]
+    assert all(("mixing_embed_dim", 8) in r.settings and ("t_max", 30) in r.settings for r in qmix)
+    assert not any(("mixing_embed_dim", 8) in r.settings for r in g.runs if r.alg == "vdn")
+    r = qmix[0]
+    assert r.updates()[-2:] == [f"seed={r.seed}", f"label=g.{r.label}"] and r.label.startswith("small_")
+    assert len({r.run_id for r in g.runs}) == 8
+    assert load_grid(g.path).runs[3].run_id == g.runs[3].run_id  # stable across invocations
+    assert len(load_grid(_grid(tmp_path, name="h", envs=["matrix_game", "coordination_game"], algs=["vdn"],
+                               seeds=3)).runs) == 6
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": [1], "sedes": 2}, "unknown key 'sedes'"),
+    ({"name": "x", "algs": ["vdn"], "seeds": [1]}, "exactly one of 'env' and 'envs'"),
+    ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": ["a"]}, "'seeds' must be a list of ints"),
+    ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": [1], "grid": {"lr": 0.1}}, "non-empty list"),
+])
+def test_bad_grids_are_one_line_errors(tmp_path, spec, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_grid(_grid(tmp_path, **spec))
+
+
+def test_a_sweep_runs_skips_finished_runs_and_reports_byte_identically(tmp_path):
+    path = _grid(tmp_path, name="smoke", env="matrix_game", algs=["vdn", "qmix"], seeds=[1, 2], parallel=2,
+                 **{"with": TINY})
+    grid = load_grid(path)
+    root = str(tmp_path / "sweeps")
+    summary = Sweep(grid, root).run()
+    assert summary["done"] == 4 and not summary["failed"]
+    for spec in grid.runs:
+        st = read_status(run_dir(root, spec))
+        assert st["status"] == "done" and st["attempts"] == 1 and st["result"]["t_env"] >= 20
+        assert f"label=smoke" in " ".join(st["command"])
+    Sweep(grid, root).run()  # a second invocation finds every run done
+    assert all(read_status(run_dir(root, s))["attempts"] == 1 for s in grid.runs)
+    out = str(tmp_path / "docs")
+    md = write_report(grid, root, out)
+    text = open(md).read()
+    assert "| vdn | 2 |" in text and "| qmix | 2 |" in text and os.path.isfile(os.path.join(out, "smoke_matrix_game.png"))
+    first = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+    write_report(grid, root, out)
+    assert first == {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+
+
+def test_a_failed_run_is_reported_with_its_error_and_retried(tmp_path):
+    path = _grid(tmp_path, name="bad", env="matrix_game", algs=["vdn"], seeds=[1], max_retries=1,
+                 **{"with": {**TINY, "lr": -1.0}})
+    grid = load_grid(path)
+    summary = Sweep(grid, str(tmp_path / "s")).run()
+    (run_id, error), = summary["failed"].items()
+    assert "config key 'lr' must be in (0, inf)" in error
+    assert read_status(run_dir(str(tmp_path / "s"), grid.runs[0]))["attempts"] == 2  # one retry
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    path = _grid(tmp_path, name="kill", env="matrix_game", algs=["vdn"], seeds=[1],
+                 **{"with": {**TINY, "t_max": 4000, "save_model": True, "save_model_interval": 50, "test_interval": 4000}})
+    grid = load_grid(path)
+    root = str(tmp_path / "s")
+    spec = grid.runs[0]
+    directory = run_dir(root, spec)
+    write_status(directory, {"status": "running", "attempts": 1})
+    proc = subprocess.Popen(command(spec, directory), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not _has_checkpoint(directory):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _has_checkpoint(directory), "no checkpoint before the kill"
+    Sweep(grid, root).run()
+    st = read_status(directory)
+    assert st["status"] == "done" and st["attempts"] == 2
+    assert any(c.startswith("checkpoint_path=") for c in st["command"])
+    assert "resumed from" in open(os.path.join(directory, "log.txt")).read()
+
+
+def _has_checkpoint(directory: str) -> bool:
+    from concord.experiments.sweep import latest_checkpoint
+
+    return latest_checkpoint(directory) is not None
+
+
+def test_iqm_and_its_interval_match_hand_numbers():
+    scores = np.array([1.0, 2, 3, 4, 5, 6, 7, 100])
+    iqm, lo, hi = iqm_ci(scores)
+    assert iqm == pytest.approx(4.5)  # mean of the middle half: 3, 4, 5, 6
+    assert lo <= iqm <= hi and hi < 100
+    assert iqm_ci(scores) == (iqm, lo, hi)  # a fixed bootstrap seed
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'ray[default]')")
+def test_the_ray_path_runs_on_a_local_instance(tmp_path):
+    import ray
+
+    path = _grid(tmp_path, name="rays", env="matrix_game", algs=["vdn"], seeds=[1, 2], **{"with": TINY})
+    grid = load_grid(path)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = Sweep(grid, str(tmp_path / "s")).run(use_ray=True)
+    finally:
+        ray.shutdown()
+    assert summary["done"] == 2 and not summary["failed"]
