@@ -41,7 +41,7 @@ def child(case: str, t_max: int) -> None:
         exp.train()
         stats = {k: exp.logger.latest(k) for k in ("steps_per_cpu_second", "steps_per_second", "update_ms",
                                                       "rollout_ms_per_step")}
-        buf = exp.buffer
+        buf = exp.learner.buffer  # the Q-learner owns its replay buffer
         full, compact = buf.memory_estimate(buf.scheme, buf.capacity, buf.max_seq_length)
         stats.update({
             "replay_bytes_per_episode": buf.nbytes() / buf.capacity,

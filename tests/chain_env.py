@@ -25,12 +25,15 @@ class ChainEnv(MultiAgentEnv):
 
     Terminates after ``terminate_at`` steps (0: never, so the time limit truncates). If the file ``crash_file``
     exists at step ``crash_at``, the env deletes it and raises (or, with ``crash_exit``, kills its process):
-    a file, so that exactly one crash happens across worker processes and their restarts.
+    a file, so that exactly one crash happens across worker processes and their restarts. Likewise, if the file
+    ``init_fail_file`` exists when an env is built, it is deleted and the constructor raises (a failing restart).
     """
 
     def __init__(self, seed: int | None = None, limit: int = 5, terminate_at: int = 0, crash_at: int = 0,
-                 crash_exit: bool = False, crash_file: str = "") -> None:
+                 crash_exit: bool = False, crash_file: str = "", init_fail_file: str = "") -> None:
         super().__init__(seed)
+        if init_fail_file and _claim(init_fail_file):
+            raise RuntimeError("simulated failure while building the env")
         self.n_agents, self.n_actions, self.episode_limit = 2, 3, limit
         self.terminate_at, self.crash_at, self.crash_exit, self.crash_file = terminate_at, crash_at, crash_exit, crash_file
         self.t = 0

@@ -134,3 +134,18 @@ def test_the_ray_path_runs_on_a_local_instance(tmp_path):
     finally:
         ray.shutdown()
     assert summary["done"] == 2 and not summary["failed"]
+
+
+def test_sweep_and_report_commands_through_main(tmp_path, capsys):
+    import json
+
+    import main as cli
+
+    path = _grid(tmp_path, name="cli", env="matrix_game", algs=["vdn"], seeds=[1], **{"with": TINY})
+    root, out = str(tmp_path / "s"), str(tmp_path / "d")
+    assert cli.main(["sweep", path, "--root", root, "--parallel", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["done"] == 1 and summary["runs"] == 1
+    assert cli.main(["report", path, "--root", root, "--out", out]) == 0
+    assert os.path.isfile(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["report"])
+    assert cli.main(["sweep", str(tmp_path / "missing.yaml")]) == 2

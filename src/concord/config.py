@@ -13,7 +13,8 @@ declares is an error. The command line may set only keys of selected components.
 type (an int is accepted where a float is declared; a declared null accepts anything). Allowed values are
 declared once, as ``_choices`` (a list) or ``_ranges`` (an interval such as ``"[1, inf)"`` or ``"(0, 1]"``) in
 the declaring file; a component may also restrict another component's key (ppo allows only stochastic action
-selectors). Files may ``_include`` other component files (``learners/lan`` includes ``learners/q_learner``).
+selectors). ``plugins`` is the exception to "later wins": the env yaml's, algorithm yaml's and command line's
+lists are combined. ``seed`` must be an integer or null. Files may ``_include`` other component files (``learners/lan`` includes ``learners/q_learner``).
 A key declared by two selected files is an error. Every error is one line.
 """
 from __future__ import annotations
@@ -277,7 +278,8 @@ def load_config(alg: str, env: str, cli_updates: Iterable[str] = ()) -> dict[str
 
     sel = _Selection(layers)
     sel.add(_declaration(default_path, _read_yaml(default_path)))
-    registry.load_plugins(_check_type("plugins", [], sel.effective("plugins")))
+    plugins = combined_plugins(sel.owner["plugins"].keys["plugins"], [env_path, alg_path, "the command line"], layers)
+    registry.load_plugins(plugins)
     components = sel.resolve()
 
     cfg: dict[str, Any] = {}
@@ -305,7 +307,8 @@ def load_config(alg: str, env: str, cli_updates: Iterable[str] = ()) -> dict[str
     for decl in sel.decls:
         for key, options in decl.choices.items():
             if key in cfg and cfg[key] not in options:
-                shown = ", ".join("null" if o is None else str(o) for o in options)
+                shown = ", ".join("null" if o is None else str(o).lower() if isinstance(o, bool) else str(o)
+                                  for o in options)
                 raise ConfigError(f"config key '{key}' must be one of {shown} ({decl.source}), got {cfg[key]!r}")
         for key, interval in decl.ranges.items():
             v = cfg.get(key)
@@ -314,9 +317,26 @@ def load_config(alg: str, env: str, cli_updates: Iterable[str] = ()) -> dict[str
     for key, kind in components.items():
         if cfg.get(key) is not None:
             getattr(registry, KINDS[kind][0]).get(cfg[key])
+    cfg["plugins"] = plugins
+    if cfg["seed"] is not None and (not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool)):
+        raise ConfigError(f"config key 'seed' must be an integer or null (null: drawn at random), got {cfg['seed']!r}")
     if cfg["seed"] is None:
         cfg["seed"] = random.SystemRandom().randrange(2**31)
     return cfg
+
+
+def combined_plugins(default: list[str], sources: list[str], layers: list[Mapping[str, Any]]) -> list[str]:
+    """``plugins`` from the env yaml, the algorithm yaml and the command line, in that order, each once: every
+    layer adds the modules it needs (an algorithm's plugin mixer and an env's plugin env both load)."""
+    out = list(default)
+    for source, layer in zip(sources, layers):
+        if "plugins" in layer:
+            for name in _check_type("plugins", [], layer["plugins"]):
+                if not isinstance(name, str):
+                    raise ConfigError(f"config key 'plugins' (from {source}) must list module names, got {name!r}")
+                if name not in out:
+                    out.append(name)
+    return out
 
 
 def check_registry_names(cfg: Mapping[str, Any]) -> None:

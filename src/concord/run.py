@@ -5,7 +5,9 @@ import datetime
 import json
 import logging
 import os
+import copy
 import random
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -16,10 +18,12 @@ import numpy as np
 import torch
 
 from concord.config import to_namespace
-from concord.errors import EnvWorkerError
+from concord.errors import ConfigError, EnvWorkerError
 from concord.registry import LEARNERS, MACS, RUNNERS, TRAINERS
 from concord.runners.runner import EpisodeStats
-from concord.utils.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from concord.utils.checkpoint import find_checkpoint, has_data_files, load_checkpoint, save_checkpoint
+from concord.utils.divergence import DivergenceError, describe, nonfinite_parameters, nonfinite_stats
+from concord.utils.interrupts import Interrupted, StopRequests
 from concord.utils.logger import Logger
 
 log = logging.getLogger("concord")
@@ -70,6 +74,7 @@ class Experiment:
         self.models_dir = os.path.join(res, "models", self.name)
         self.tb_dir = os.path.join(res, "tb", self.name) if args.use_tensorboard else None
         self.sacred_dir = getattr(sacred_run.observers[0], "dir", None) if sacred_run and sacred_run.observers else None
+        self.sacred_run = sacred_run
         self.logger = Logger(self.tb_dir, sacred_run)
 
         self.runner = RUNNERS.get(args.runner)(args, args.seed)
@@ -92,50 +97,113 @@ class Experiment:
         self.pending_episodes = EpisodeStats()
         self.clock = Clock(0)
         self._bar: Any = None
+        self.stop = StopRequests()  # SIGINT/SIGTERM requests, active while training
+        self.last_checkpoint: tuple[int, str] | None = None  # (t_env, directory) written or resumed from
+        self.resumed_from: dict[str, Any] | None = None
 
     # --- checkpoints --------------------------------------------------------------------------
+    def rng_state(self, env: bool = True) -> dict[str, Any]:
+        """Every random stream of the run (python, numpy, torch, CUDA, and the envs' unless ``env=False``)."""
+        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "env": self.runner.vec_env.get_rng_state() if env else None}
+
+    def set_rng_state(self, rng: Mapping[str, Any]) -> None:
+        """Restore :meth:`rng_state` (the envs' streams only if it holds them)."""
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        if rng["env"] is not None:
+            self.runner.vec_env.set_rng_state(rng["env"])
+
     def save(self) -> str:
-        p = self.progress
+        """Checkpoint the run as it is now (the progress counters are not changed: the save schedule of a
+        resumed run is that of the uninterrupted one)."""
+        p, a = self.progress, self.args
+        try:
+            rng = self.rng_state()
+        except Exception as e:  # a dead env worker (the failure cap was reached): keep the rest
+            log.warning("env RNG state not saved (%s): a run resumed from this checkpoint re-seeds its envs",
+                        str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__)
+            rng = self.rng_state(env=False)
         payload = {
             "progress": asdict(p),
             "pending_stats": self.pending_stats,
             "pending_episodes": self.pending_episodes,
             "learner": self.learner.state_dict(),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "env": self.runner.vec_env.get_rng_state()},
+            "rng": rng,
             "config": self.config,
+            "sacred_dir": self.sacred_dir,
         }
+        t0 = time.perf_counter()
         path = save_checkpoint(self.models_dir, p.t_env, payload,
-                               self.learner.save_files if self.args.checkpoint_buffer else None)
-        log.info("checkpoint saved: %s", path)
+                               self.learner.save_files if a.checkpoint_buffer else None,
+                               keep=a.keep_checkpoints, keep_data=a.buffer_checkpoints)
+        log.info("checkpoint saved: %s (%.2f s)", path, time.perf_counter() - t0)
+        self.last_checkpoint = (p.t_env, path)
         return path
 
     def load(self, path: str, load_step: int) -> None:
+        """Restore a checkpoint (the newest intact one in ``path`` closest to ``load_step``)."""
+        a = self.args
         directory = find_checkpoint(path, load_step)
         ck = load_checkpoint(directory, self.device)
         self.learner.load_state_dict(ck["learner"])
         self.progress = Progress(**ck["progress"])
         self.pending_stats = ck["pending_stats"]
         self.pending_episodes = ck["pending_episodes"]
-        if ck["files"] is not None:
-            self.learner.load_files(directory, ck["files"])
-        rng = ck["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.runner.vec_env.set_rng_state(rng["env"])
+        if ck["files"] is not None and not a.evaluate:
+            if has_data_files(directory):
+                self.learner.load_files(directory, ck["files"])
+            else:
+                log.warning("checkpoint %s keeps no replay buffer (buffer_checkpoints keeps it only with the "
+                            "newest ones): resuming with an empty buffer, not an exact continuation", directory)
+        rng = dict(ck["rng"])
+        saved = ck.get("config", {})
+        env_rng, rng["env"] = rng["env"], None
+        self.set_rng_state(rng)
+        self._restore_env_rng(env_rng, saved)
+        self.last_checkpoint = (self.progress.t_env, directory)
+        if ck.get("sacred_dir"):
+            self.resumed_from = {"sacred_dir": ck["sacred_dir"], "t_env": self.progress.t_env, "checkpoint": directory}
+            if self.sacred_run is not None:
+                self.sacred_run.info["resumed_from"] = self.resumed_from
         log.info("resumed from %s at t_env=%d", directory, self.progress.t_env)
+
+    def _restore_env_rng(self, state: Any, saved: Mapping[str, Any]) -> None:
+        """The envs' streams from a checkpoint; with another number of envs (or none saved) the envs keep their
+        seeds from ``seed`` (deterministic, but not the trained run's continuation), with a warning."""
+        a = self.args
+        was = f"runner={saved.get('runner')} batch_size_run={saved.get('batch_size_run')}"
+        now = f"runner={a.runner} batch_size_run={a.batch_size_run}"
+        if state is not None and saved.get("batch_size_run", a.batch_size_run) == a.batch_size_run:
+            try:
+                self.runner.vec_env.set_rng_state(state)
+                return
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+                reason = f"it does not fit these envs ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        else:
+            reason = "the checkpoint has none" if state is None else f"the checkpoint was trained with {was}"
+        log.warning("env RNG state not restored: %s; this run (%s) keeps the env seeds drawn from seed=%d",
+                    reason, now, a.seed)
 
     # --- phases ---------------------------------------------------------------------------------
     def test(self) -> dict[str, float]:
+        """Greedy test episodes; they draw no training randomness (every stream is restored afterwards), so the
+        training of a run does not depend on when or how much it tests."""
         stats = EpisodeStats()
         n_rounds = max(1, -(-self.args.test_nepisode // self.runner.n_envs))
-        for _ in range(n_rounds):
-            _, s = self.runner.run(self.mac, self.scheme, self.progress.t_env, test_mode=True)
-            stats.extend(s)
+        rng = self.rng_state()
+        try:
+            for _ in range(n_rounds):
+                _, s = self.runner.run(self.mac, self.scheme, self.progress.t_env, test_mode=True)
+                stats.extend(s)
+        finally:
+            failures = self.runner.vec_env.failures
+            self.set_rng_state(rng)
+            self.runner.vec_env.failures = max(failures, self.runner.vec_env.failures)  # failures stay counted
         summary = stats.summary("test_")
         self.logger.log_stats(summary, self.progress.t_env)
         self.last_test = {"t_env": self.progress.t_env, **summary}
@@ -152,11 +220,28 @@ class Experiment:
         return batch, ep_stats
 
     def learn(self, batch: Any) -> None:
-        """Hand a round to the learner (timed; its statistics are logged at the next log line)."""
+        """Hand a round to the learner (timed; its statistics are logged at the next log line). A non-finite
+        loss, gradient norm or parameter stops the run (``on_nonfinite: stop``) or undoes the update (``skip``)."""
         before = self.learner.n_updates
+        undo = copy.deepcopy(self.learner.state_dict()) if self.args.on_nonfinite == "skip" else None
         with self.clock.update:
-            _collect(self.pending_stats, self.learner.update(batch, self.progress.t_env, self.progress.episode))
+            stats = self.learner.update(batch, self.progress.t_env, self.progress.episode)
         self.clock.n_updates += self.learner.n_updates - before
+        bad_stats = nonfinite_stats(stats)
+        bad_params = nonfinite_parameters(self.learner.networks()) if bad_stats or stats else []
+        if not bad_stats and not bad_params:
+            _collect(self.pending_stats, stats)
+            return
+        what = describe(bad_stats, bad_params)
+        if undo is not None:
+            self.learner.load_state_dict(undo)
+            self.pending_stats.setdefault("nonfinite_skipped", []).append(1.0)
+            log.warning("non-finite update at t_env=%d (%s): undone (on_nonfinite=skip)", self.progress.t_env, what)
+            return
+        last = (f"the last good checkpoint is {self.last_checkpoint[1]}" if self.last_checkpoint
+                else "no checkpoint was written")
+        raise DivergenceError(f"training diverged at t_env={self.progress.t_env}: {what}; stopped without "
+                              f"checkpointing these weights (on_nonfinite=stop); {last}")
 
     def periodic(self, steps: int) -> None:
         """Test, log and checkpoint when their intervals have passed, and advance the progress bar by ``steps``
@@ -173,34 +258,49 @@ class Experiment:
         if self._bar is not None:
             self._bar.update(steps)
             self._bar.set_postfix(_bar_postfix(self.last_test), refresh=False)
+        if self.stop.signum is not None:
+            self._stop_on_signal(self.stop.signum)
+
+    def _stop_on_signal(self, signum: int) -> None:
+        """Checkpoint at this round boundary (unless just done) and raise ``Interrupted``."""
+        p = self.progress
+        path = None
+        if self.args.save_model:
+            path = self.last_checkpoint[1] if self.last_checkpoint and self.last_checkpoint[0] == p.t_env else self.save()
+        where = (f"checkpoint {path}; resume with checkpoint_path={self.models_dir}" if path
+                 else "no checkpoint (save_model=False)")
+        raise Interrupted(signum, f"{signal.Signals(signum).name}: stopped at t_env={p.t_env} after finishing the "
+                                  f"round; {where}")
 
     def finish(self) -> dict[str, Any]:
-        """Flush pending statistics, test and checkpoint the final state (unless just done)."""
+        """Checkpoint the final state (unless just done), then flush pending statistics and test: the checkpoint
+        holds the state an uninterrupted longer run has here, so extending a finished run is exact."""
         a, p = self.args, self.progress
+        if a.save_model and p.last_save_t != p.t_env:
+            self.save()
         if p.last_log_t != p.t_env:
             self._log_pending(self.clock)
         if self.last_test.get("t_env") != p.t_env:
             self.test()
-        if a.save_model and p.last_save_t != p.t_env:
-            p.last_save_t = p.t_env
-            self.save()
         return self.last_test
 
     def train(self) -> dict[str, Any]:
-        """Run the configured trainer to ``t_max``; an env-worker failure past the limit leaves a checkpoint."""
+        """Run the configured trainer to ``t_max``, stopping cleanly on SIGINT/SIGTERM (see
+        ``utils.interrupts``); an env-worker failure past the limit leaves a checkpoint."""
         self.clock = Clock(self.progress.t_env)
         bar = _progress_bar(self.args, self.progress.t_env)
         self._bar = bar
-        try:
-            self.trainer.train()
-        except EnvWorkerError:
-            if self.args.save_model:
-                self.save()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        return self.finish()
+        with self.stop:
+            try:
+                self.trainer.train()
+            except EnvWorkerError:
+                if self.args.save_model:
+                    self.save()
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+            return self.finish()
 
     def _log_pending(self, clock: "Clock") -> None:
         """Log the statistics gathered since the last log line and print a console summary."""
@@ -222,9 +322,11 @@ class Experiment:
         if replays:
             result["replays"] = replays
             log.info("replays written: %s", ", ".join(replays))
-        out_dir = os.path.join(self.args.local_results_path, "runs", self.name)
+        # under the trained run: results/runs/<trained run>/evaluation_<t_env>.json
+        trained = os.path.basename(os.path.dirname(os.path.abspath(self.last_checkpoint[1])))
+        out_dir = os.path.join(self.args.local_results_path, "runs", trained)
         os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, "evaluation.json")
+        path = os.path.join(out_dir, f"evaluation_{self.progress.t_env}.json")
         with open(path, "w") as f:
             json.dump(result, f, indent=2)
         log.info("evaluation written to %s", path)
@@ -290,6 +392,8 @@ def _bar_postfix(last_test: Mapping[str, float]) -> dict[str, str]:
 
 def run(config: Mapping[str, Any], sacred_run: Any = None) -> dict[str, Any]:
     """Train (or evaluate) as configured; return the last test statistics and where the results went."""
+    if config["evaluate"] and not config["checkpoint_path"]:
+        raise ConfigError("evaluate=True needs checkpoint_path (there is nothing to evaluate)")
     exp = Experiment(config, sacred_run)
     try:
         if exp.args.checkpoint_path:

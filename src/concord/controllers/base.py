@@ -55,6 +55,11 @@ class Controller(ABC):
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unroll stored episodes from t = 0: outputs (B, T, n_agents, n_actions), hiddens (B, T, n_agents, H)."""
 
+    def policy_losses(self, batch: Mapping[str, torch.Tensor], t_env: int) -> dict[str, torch.Tensor]:
+        """Extra actor-loss terms on a training minibatch (a DAG-density regulariser, ...), added by policy-gradient
+        learners to their loss and logged as ``aux_<name>``; none by default."""
+        return {}
+
     def stats(self) -> dict[str, float]:
         """Statistics of the latest action selection (e.g. ε), logged by the trainer."""
         return {}

@@ -27,7 +27,7 @@ class BasicMAC(Controller):
 
     def __init__(self, env_info: Mapping[str, Any], args: SimpleNamespace, device: torch.device) -> None:
         super().__init__(env_info, args, device)
-        self.input_dim = env_info["obs_shape"] + self.n_actions * args.obs_last_action + self.n_agents * args.obs_agent_id
+        self.input_dim = self.agent_input_dim(env_info)
         make_agent = AGENTS.get(args.agent)
         if args.agent_shared:
             self.agent = make_agent(self.input_dim, self.n_actions, args).to(device)
@@ -43,6 +43,11 @@ class BasicMAC(Controller):
         self.hidden = self.agent.init_hidden(0, device)
 
     # --- inputs -------------------------------------------------------------------------------
+    def agent_input_dim(self, env_info: Mapping[str, Any]) -> int:
+        """Width of an agent's input (controllers that add inputs, such as BN-DAG's parents' actions, extend it)."""
+        a = self.args
+        return env_info["obs_shape"] + self.n_actions * a.obs_last_action + self.n_agents * a.obs_agent_id
+
     def build_inputs(self, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
         """``obs`` (..., n_agents, obs_dim), ``last_actions`` (..., n_agents) int64 (-1: none) -> (..., n_agents, input_dim)."""
         parts = [obs]

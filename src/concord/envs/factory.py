@@ -22,14 +22,15 @@ def make_single_env(name: str, env_args: Mapping[str, Any], plugins: tuple[str, 
 
 
 def make_vec_env(name: str, env_args: Mapping[str, Any], num_envs: int, seed: int, subprocess: bool,
-                 plugins: tuple[str, ...] = ()) -> VecEnv:
+                 plugins: tuple[str, ...] = (), step_timeout: float = 0.0, max_failures: int | None = None) -> VecEnv:
     """A natively batched env is built as one object; single envs are lifted in-process or one per subprocess.
 
     ``seed`` is the run seed; env ``i`` gets ``seeding.env_seeds(seed, num_envs)[i]`` on every path (a natively
-    batched env expands its int seed itself)."""
+    batched env expands its int seed itself). ``step_timeout``/``max_failures``: see ``SubprocVecEnv``."""
     cls = ENVS.get(name)
     if isinstance(cls, type) and issubclass(cls, VecEnv):
         return cls(num_envs=num_envs, seed=seed, **env_kwargs(env_args))
     if subprocess:
-        return SubprocVecEnv(functools.partial(make_single_env, name, dict(env_args), tuple(plugins)), num_envs, seed)
+        return SubprocVecEnv(functools.partial(make_single_env, name, dict(env_args), tuple(plugins)), num_envs, seed,
+                             step_timeout, max_failures)
     return SerialVecEnv([cls(seed=s, **env_kwargs(env_args)) for s in env_seeds(seed, num_envs)])

@@ -1,9 +1,17 @@
-"""One worker process per env; crashed or dead workers are restarted and reported as ``failed``."""
+"""One worker process per env; crashed, dead or hung workers are restarted and reported as ``failed``.
+
+A worker that does not answer a step, reset or call within ``step_timeout`` seconds is hung: it is killed (no
+polite close) and restarted like a crashed one. A worker that fails while being restarted is one more failure
+and is restarted again, until more than ``max_failures`` failures in all, which raises ``EnvWorkerError`` (the
+run checkpoints and stops). Workers ignore SIGINT and SIGTERM: a Ctrl-C or a scheduler's SIGTERM to the process
+group is handled by the main process, which finishes its round (``utils.interrupts``) and then closes them.
+"""
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
 import random
+import signal
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -11,6 +19,7 @@ import numpy as np
 
 from concord.envs.base import EnvObs, MultiAgentEnv, StepResult, VecEnv, stack_obs, step_single
 from concord.envs.seeding import env_seeds, restart_seed
+from concord.errors import EnvWorkerError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +32,8 @@ def _obs_of(env: MultiAgentEnv) -> EnvObs:
 
 def _worker(remote: Any, make_env: EnvFactory, seed: int) -> None:
     env = None
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     random.seed(seed)  # libraries inside envs (smacv2) draw from the global generators
     np.random.seed(seed % 2**32)
     try:
@@ -72,8 +83,12 @@ class SubprocVecEnv(VecEnv):
     ``r``-th restart.
     """
 
-    def __init__(self, make_env: EnvFactory, num_envs: int, seed: int) -> None:
+    def __init__(self, make_env: EnvFactory, num_envs: int, seed: int, step_timeout: float = 0.0,
+                 max_failures: int | None = None) -> None:
         self.make_env = make_env
+        self.step_timeout = float(step_timeout)  # 0: wait forever
+        self.max_failures = max_failures  # None: a worker that cannot be restarted 3 times in a row is fatal
+        self._hung: set[int] = set()
         self.num_envs = num_envs
         self.seed = int(seed)
         self.seeds = env_seeds(self.seed, num_envs)
@@ -96,8 +111,11 @@ class SubprocVecEnv(VecEnv):
             raise WorkerFailure(f"env worker {i} failed to start:\n{payload}")
         return payload
 
-    def _recv(self, i: int) -> tuple[str, Any]:
+    def _recv(self, i: int, timeout: float = 0.0) -> tuple[str, Any]:
         try:
+            if timeout > 0 and not self.remotes[i].poll(timeout):
+                self._hung.add(i)
+                return "error", f"no answer within env_step_timeout={timeout:g} s (worker pid {self.procs[i].pid} hung)"
             return self.remotes[i].recv()
         except (EOFError, ConnectionResetError, BrokenPipeError, OSError) as e:
             return "error", f"worker process died ({type(e).__name__}, exit code {self.procs[i].exitcode})"
@@ -110,18 +128,37 @@ class SubprocVecEnv(VecEnv):
             return False
 
     def restart(self, i: int, reason: str) -> None:
-        """Replace worker ``i`` by a fresh process (a new seed, so it does not replay the failing episode)."""
-        self.restarts[i] += 1
-        self.failures += 1
-        log.warning("env worker %d failed and is restarted (restart %d): %s", i, self.restarts[i],
-                    reason.strip().splitlines()[-1] if reason.strip() else reason)
-        # A worker that raised is still alive: let it close its env (e.g. a StarCraft II process) before killing it.
-        if self.procs[i].is_alive() and self._send(i, ("close", None)):
-            self.procs[i].join(timeout=10)
-        if self.procs[i].is_alive():
-            self.procs[i].kill()
-            self.procs[i].join(timeout=5)
-        self._start(i, restart_seed(self.seed, i, self.restarts[i]))
+        """Replace worker ``i`` by a fresh process (a new seed, so it does not replay the failing episode); a
+        replacement that fails to start is one more failure, and is replaced in turn."""
+        in_a_row = 0
+        while True:
+            self.restarts[i] += 1
+            self.failures += 1
+            in_a_row += 1
+            log.warning("env worker %d failed and is restarted (restart %d, failure %d): %s", i, self.restarts[i],
+                        self.failures, reason.strip().splitlines()[-1] if reason.strip() else reason)
+            self._stop_worker(i)
+            if self.max_failures is not None and self.failures > self.max_failures:
+                raise EnvWorkerError(f"env workers failed {self.failures} times (max_env_failures="
+                                     f"{self.max_failures}); stopping")
+            try:
+                self._start(i, restart_seed(self.seed, i, self.restarts[i]))
+                return
+            except WorkerFailure as e:
+                if self.max_failures is None and in_a_row >= 3:
+                    raise
+                reason = f"while restarting: {e}"
+
+    def _stop_worker(self, i: int) -> None:
+        """End worker ``i``: a worker that raised is still alive and closes its env (e.g. a StarCraft II
+        process) first; a hung one is killed at once."""
+        proc = self.procs[i]
+        if i not in self._hung and proc.is_alive() and self._send(i, ("close", None)):
+            proc.join(timeout=10)
+        self._hung.discard(i)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
 
     def get_env_info(self) -> dict[str, Any]:
         return self.env_info
@@ -131,7 +168,7 @@ class SubprocVecEnv(VecEnv):
         results: list[Any] = []
         errors: list[str | None] = []
         for i, ok in zip(env_ids, sent):
-            status, payload = self._recv(i) if ok else ("error", "worker process is gone")
+            status, payload = self._recv(i, self.step_timeout) if ok else ("error", "worker process is gone")
             results.append(payload if status == "ok" else None)
             errors.append(None if status == "ok" else payload)
         return results, errors

@@ -23,9 +23,11 @@ Batch = dict[str, torch.Tensor]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` over entries where ``mask`` (broadcastable to x) is 1."""
+    """Mean of ``x`` over entries where ``mask`` (broadcastable to x) is 1. Entries outside the mask are selected
+    away, not multiplied by 0: a step after an episode's end may hold log π = −inf (its stored action is not
+    available there), and −inf · 0 would make the mean NaN."""
     m = mask.expand_as(x)
-    return (x * m).sum() / m.sum().clamp(min=1.0)
+    return torch.where(m > 0, x, torch.zeros_like(x)).sum() / m.sum().clamp(min=1.0)
 
 
 def select_rows(d: Mapping[str, torch.Tensor], idx: torch.Tensor) -> Batch:

@@ -13,7 +13,8 @@ last state, padded steps are masked), optionally normalised; then ``ppo_epochs``
 with ρ = π(a|τ)/π_old(a|τ) against the log-probabilities stored at collection time, V_clip = V_old +
 clip(V − V_old, ±ε_v), ℓ squared or Huber error, and value targets R normalised by running statistics
 (``value_norm: running``) or by a Pop-Art head (``popart``). Actor and critic have their own learning rates and
-gradient clipping.
+gradient clipping. The controller may add actor-loss terms of its own (``Controller.policy_losses``, e.g. BN-DAG's
+DAG-density regulariser), logged as ``aux_<name>``.
 """
 from __future__ import annotations
 
@@ -129,14 +130,16 @@ class PPOLearner(OnPolicyLearner):
             clipped = old + (values - old).clamp(-a.value_clip, a.value_clip)
             v_loss = torch.max(v_loss, value_error(clipped - target, a.huber_delta))
         value_loss = masked_mean(v_loss, mask)
-        loss = policy_loss + a.value_loss_coef * value_loss - a.entropy_coef * entropy
+        aux = self.mac.policy_losses(mb, t_env)  # the controller's own actor-loss terms (e.g. BN-DAG's density)
+        loss = policy_loss + a.value_loss_coef * value_loss - a.entropy_coef * entropy + sum(aux.values())
         with torch.no_grad():
             log_ratio = log_p - mb["log_prob"][:, :-1]
             stats = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item(),
                      "approx_kl": masked_mean((ratio - 1) - log_ratio, mask).item(),
                      "clip_fraction": masked_mean(((ratio - 1).abs() > a.ppo_clip).float(), mask).item(),
                      "ratio_mean": masked_mean(ratio, mask).item(),
-                     "value_mean": masked_mean(self.denormalise(values), mask).item()}
+                     "value_mean": masked_mean(self.denormalise(values), mask).item(),
+                     **{f"aux_{k}": v.item() for k, v in aux.items()}}
         return loss, stats
 
     # --- checkpoints ----------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class Runner:
     def __init__(self, args: SimpleNamespace, seed: int) -> None:
         self.args = args
         self.vec_env: VecEnv = make_vec_env(args.env, args.env_args, args.batch_size_run, seed, self.subprocess,
-                                            tuple(args.plugins))
+                                            tuple(args.plugins), args.env_step_timeout, args.max_env_failures)
         self.env_info = self.vec_env.get_env_info()
         self.n_envs = self.vec_env.num_envs
         self.episode_limit = int(self.env_info["episode_limit"])

@@ -39,13 +39,20 @@ class Logger:
         return series[-1][1] if series else None
 
     def summarise(self, t_env: int, episode: int) -> None:
-        """One console block with the latest value of every statistic (learner ones averaged since last time)."""
+        """One console block with the latest logged value of every statistic, under its own name (learner ones
+        are already averaged since the previous log line); whole numbers print as integers."""
         lines = [f"t_env: {t_env}  episode: {episode}"]
         for k in sorted(self.stats):
-            recent = [v for _, v in self.stats[k][-5:]]
-            lines.append(f"  {k:<28s} {np.mean(recent):.4f}")
+            lines.append(f"  {k:<28s} {format_value(self.stats[k][-1][1])}")
         log.info("\n".join(lines))
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def format_value(value: float) -> str:
+    """``3`` for a whole number (counters such as ``env_failures``), else four decimals (``0.1250``)."""
+    if np.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4f}"
