@@ -50,7 +50,7 @@ def test_unknown_config_files_list_known():
 def test_unknown_registry_name_lists_known():
     with pytest.raises(ConfigError, match=r"unknown mixer 'qmixx'; known mixers: .*qmix.*vdn"):
         load_config("qmix", "matrix_game", ["mixer=qmixx"])
-    with pytest.raises(ConfigError, match=r"unknown runner 'fast'; known runners: episode, parallel"):
+    with pytest.raises(ConfigError, match=r"unknown runner 'fast'; known runners: dials, episode, parallel"):
         load_config("qmix", "matrix_game", ["runner=fast"])
     cfg = load_config("qmix", "matrix_game")
     cfg["env"] = "no_such_env"
