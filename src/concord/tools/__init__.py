@@ -1,0 +1,1 @@
+"""Command-line tools that compute reference quantities (exact optima) for Concord's domains."""
