@@ -339,6 +339,16 @@ def combined_plugins(default: list[str], sources: list[str], layers: list[Mappin
     return out
 
 
+def dotted_get(cfg: Mapping[str, Any], dotted: str, missing: Any = None) -> Any:
+    """``cfg["env_args"]["map_name"]`` for ``"env_args.map_name"``; ``missing`` where a part is absent."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return missing
+        node = node[part]
+    return node
+
+
 def check_registry_names(cfg: Mapping[str, Any]) -> None:
     """Check the env name (components were checked by ``load_config``); one-line error listing known names."""
     from concord import registry

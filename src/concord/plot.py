@@ -31,12 +31,9 @@ def _read_json(path: str) -> dict[str, Any]:
 
 
 def config_value(cfg: dict[str, Any], dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    from concord.config import dotted_get
+
+    return dotted_get(cfg, dotted)
 
 
 def matches(cfg: dict[str, Any], filters: list[str]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable, Mapping
 
+from concord.config import dotted_get
 from concord.errors import ConfigError
 from concord.utils.checkpoint import find_checkpoint, read_config
 
@@ -36,12 +37,7 @@ def flatten(updates: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
+    return dotted_get(cfg, dotted, _MISSING)
 
 
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
