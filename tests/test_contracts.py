@@ -34,12 +34,14 @@ def _parts(alg: str, *updates: str, n_envs: int = 3):
 
 def _alg_for_learner(name: str) -> str:
     """An algorithm yaml that selects learner ``name`` (every learner must be reachable from one)."""
-    algs = sorted(f[:-5] for f in os.listdir(os.path.join(CONFIG_DIR, "algs")) if f.endswith(".yaml"))
-    for alg in algs:
-        with open(os.path.join(CONFIG_DIR, "algs", f"{alg}.yaml")) as f:
-            if (yaml.safe_load(f) or {}).get("learner", "q_learner") == name:
-                return alg
-    raise AssertionError(f"no algorithm yaml selects learner '{name}'")
+    found = []
+    for fname in sorted(os.listdir(os.path.join(CONFIG_DIR, "algs"))):
+        with open(os.path.join(CONFIG_DIR, "algs", fname)) as f:
+            spec = yaml.safe_load(f) or {}
+        if fname.endswith(".yaml") and spec.get("learner", "q_learner") == name:
+            found.append(("mac" in spec or "runner" in spec, fname[:-5]))  # prefer the default controller and runner
+    assert found, f"no algorithm yaml selects learner '{name}'"
+    return min(found)[1]
 
 
 def _own(registry) -> list[str]:

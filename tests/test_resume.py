@@ -23,6 +23,10 @@ CASES = {
               ("return_mean", "test_return_mean", "loss", "rollout_entropy", "approx_kl")),
     "ippo": (["rollout_episodes=7", "value_norm=popart", "critic_use_rnn=False"],
              ("return_mean", "test_return_mean", "loss", "value_loss")),
+    # BN-DAG: learned DAG nets and their stored noise, density annealing over t_max, the decentralised test phase
+    "bn_dag": (["runner=episode", "batch_size_run=1", "rollout_episodes=7", "ppo_epochs=2", "bn_perm_net=mlp"],
+               ("return_mean", "test_return_mean", "loss", "aux_density_reg", "dag_density", "bn_kl_empty",
+                "test_decentralised_return_mean")),
     "vast_ac": (["rollout_episodes=7", "vast_eta=0.5"],
                 ("return_mean", "test_return_mean", "loss", "critic_loss", "vast_policy_loss")),
 }
