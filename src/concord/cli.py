@@ -53,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     from sacred import SETTINGS, Experiment
     from sacred.observers import FileStorageObserver
 
+    from concord.run import Experiment as Run
     from concord.run import run
+
+    try:  # build everything first: bad env arguments or a buffer that cannot fit stop before sacred makes a run
+        exp = Run(config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     SETTINGS.CAPTURE_MODE = "no"
     SETTINGS.DISCOVER_DEPENDENCIES = "none"
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     @ex.main
     def _main(_run):  # sacred passes its run object; the config is the validated one above
-        result.update(run(config, _run))
+        result.update(run(config, _run, exp))
 
     try:
         ex.run()

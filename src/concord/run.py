@@ -73,17 +73,15 @@ class Experiment:
         res = args.local_results_path
         self.models_dir = os.path.join(res, "models", self.name)
         self.tb_dir = os.path.join(res, "tb", self.name) if args.use_tensorboard else None
-        self.sacred_dir = getattr(sacred_run.observers[0], "dir", None) if sacred_run and sacred_run.observers else None
-        self.sacred_run = sacred_run
-        self.logger = Logger(self.tb_dir, sacred_run)
+        self.sacred_dir: str | None = None
+        self.sacred_run: Any = None
+        self.logger = Logger(self.tb_dir)
 
         self.runner = RUNNERS.get(args.runner)(args, args.seed)
         env_info = self.env_info = self.runner.env_info
         log.info("env %s: n_agents=%d n_actions=%d obs_shape=%s state_shape=%s episode_limit=%d extras=%s",
                  args.env, env_info["n_agents"], env_info["n_actions"], env_info["obs_shape"],
                  env_info["state_shape"], env_info["episode_limit"], env_info.get("extras", {}))
-        if sacred_run is not None:
-            sacred_run.info["env_info"] = env_info  # sizes and, for StarCraft II, the game version
         self.mac = MACS.get(args.mac)(env_info, args, self.device)
         self.learner = LEARNERS.get(args.learner)(self.mac, env_info, args, self.device)
         for net_name, net in self.learner.networks().items():
@@ -100,6 +98,17 @@ class Experiment:
         self.stop = StopRequests()  # SIGINT/SIGTERM requests, active while training
         self.last_checkpoint: tuple[int, str] | None = None  # (t_env, directory) written or resumed from
         self.resumed_from: dict[str, Any] | None = None
+
+        if sacred_run is not None:
+            self.attach(sacred_run)
+
+    def attach(self, sacred_run: Any) -> None:
+        """Record into ``sacred_run`` from now on. The command line builds the experiment first, so that bad env
+        arguments or a replay buffer that cannot fit stop before sacred creates a run, and attaches it after."""
+        self.sacred_run = sacred_run
+        self.sacred_dir = getattr(sacred_run.observers[0], "dir", None) if sacred_run.observers else None
+        self.logger.sacred_run = sacred_run
+        sacred_run.info["env_info"] = self.env_info  # sizes and, for StarCraft II, the game version
 
     # --- checkpoints --------------------------------------------------------------------------
     def rng_state(self, env: bool = True) -> dict[str, Any]:
@@ -390,11 +399,15 @@ def _bar_postfix(last_test: Mapping[str, float]) -> dict[str, str]:
     return out
 
 
-def run(config: Mapping[str, Any], sacred_run: Any = None) -> dict[str, Any]:
-    """Train (or evaluate) as configured; return the last test statistics and where the results went."""
+def run(config: Mapping[str, Any], sacred_run: Any = None, exp: Experiment | None = None) -> dict[str, Any]:
+    """Train (or evaluate) as configured, with ``exp`` if it was built already; return the last test statistics
+    and where the results went."""
     if config["evaluate"] and not config["checkpoint_path"]:
         raise ConfigError("evaluate=True needs checkpoint_path (there is nothing to evaluate)")
-    exp = Experiment(config, sacred_run)
+    if exp is None:
+        exp = Experiment(config, sacred_run)
+    elif sacred_run is not None:
+        exp.attach(sacred_run)
     try:
         if exp.args.checkpoint_path:
             exp.load(exp.args.checkpoint_path, exp.args.load_step)
