@@ -1,9 +1,9 @@
 """QMIX on Gymnasium envs with epymarl's settings: env steps per CPU-second, learner ms/update, peak RSS, replay bytes.
 
 Run by hand (prints figures): ``.venv/bin/python benchmarks/bench_qmix_gymma.py [--t-max 100000]``.
-Compare with epymarl on the same machine class (single-threaded torch, episode runner, QMIX defaults,
-Foraging-8x8-2p-3f-v3, time_limit 50): ~650 env steps per CPU-second, 32 ms per update, 470 MB peak RSS; on
-rware-tiny-2ag-v2 (time_limit 500) epymarl preallocates its 5000-episode buffer: 3.45 GiB peak RSS.
+The envs are configured as epymarl configures them (no action masks, the step limit stored as a terminal). The
+A/B against epymarl itself, with its command and the figures, is ``docs/results/onpolicy.md`` §4; on rware-tiny-2ag-v2
+(time_limit 500) epymarl preallocates its 5000-episode buffer: 3.45 GiB peak RSS.
 Each configuration runs in a fresh process so that its peak RSS is its own.
 """
 from __future__ import annotations
@@ -19,8 +19,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CASES = {
-    "lbforaging": ["env_args.key=lbforaging:Foraging-8x8-2p-3f-v3", "env_args.time_limit=50"],
-    "rware": ["env_args.key=rware:rware-tiny-2ag-v2", "env_args.time_limit=500"],
+    "lbforaging": ["env_args.key=lbforaging:Foraging-8x8-2p-3f-v3", "env_args.time_limit=50",
+                   "env_args.use_action_masks=False", "env_args.env_limit_kwarg=none"],
+    "rware": ["env_args.key=rware:rware-tiny-2ag-v2", "env_args.time_limit=500", "env_args.use_action_masks=False",
+              "env_args.env_limit_kwarg=none"],
 }
 
 
