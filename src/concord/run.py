@@ -364,19 +364,36 @@ class _Timer:
         self.seconds += time.perf_counter() - self._t0
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its live child processes (env workers), so that
+    ``steps_per_cpu_second`` is comparable between in-process and subprocess runners."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:  # exited meanwhile
+            pass
+    return total
+
+
 class Clock:
-    """Where the time goes: env steps per wall and per CPU second, rollout cost per step, cost per update."""
+    """Where the time goes: env steps per wall second, per CPU second of the main process and of the whole process
+    tree (main + env workers), rollout cost per step, cost per update."""
 
     def __init__(self, t_env: int) -> None:
         self.rollout, self.update = _Timer(), _Timer()
         self.n_updates = 0
-        self.t0, self.wall0, self.cpu0 = t_env, time.perf_counter(), time.process_time()
+        self.t0, self.wall0, self.cpu0, self.tree0 = t_env, time.perf_counter(), time.process_time(), tree_cpu_seconds()
 
     def stats(self, t_env: int) -> dict[str, float]:
         steps = max(t_env - self.t0, 1)
         return {
             "steps_per_second": steps / max(time.perf_counter() - self.wall0, 1e-9),
             "steps_per_cpu_second": steps / max(time.process_time() - self.cpu0, 1e-9),
+            "steps_per_tree_cpu_second": steps / max(tree_cpu_seconds() - self.tree0, 1e-9),
             "rollout_ms_per_step": 1000 * self.rollout.seconds / steps,
             "update_ms": 1000 * self.update.seconds / max(self.n_updates, 1),
         }
