@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import os
 import random
 from dataclasses import dataclass, field
@@ -247,17 +248,24 @@ class _Selection:
                 self.add(component_declaration(kind, name))
 
 
-def _who_declares(key: str) -> list[str]:
-    """["mixer 'qmix'", ...]: every component yaml in config/ declaring ``key`` (for error messages)."""
-    out = []
+@functools.lru_cache(maxsize=1)
+def _declarers() -> dict[str, tuple[str, ...]]:
+    """key -> ("mixer 'qmix'", ...): who in config/<kind>/ declares it; read once per process."""
+    out: dict[str, list[str]] = {}
     for kind in KINDS:
         folder = os.path.join(CONFIG_DIR, kind)
         if not os.path.isdir(folder):
             continue
         for fname in sorted(os.listdir(folder)):
-            if fname.endswith(".yaml") and key in _read_yaml(os.path.join(folder, fname)):
-                out.append(f"{KINDS[kind][1]} '{fname[:-5]}'")
-    return out
+            if fname.endswith(".yaml"):
+                for key in _read_yaml(os.path.join(folder, fname)):
+                    out.setdefault(key, []).append(f"{KINDS[kind][1]} '{fname[:-5]}'")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _who_declares(key: str) -> list[str]:
+    """["mixer 'qmix'", ...]: every component yaml in config/ declaring ``key`` (for messages and dropped keys)."""
+    return list(_declarers().get(key, ()))
 
 
 def load_config(alg: str, env: str, cli_updates: Iterable[str] = ()) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from concord.config import to_namespace
 from concord.dials.aip import AIP, AIPFitter, AIPPredictor
 from concord.dials.ials import IALSVecEnv
 from concord.envs.factory import env_kwargs
+from concord.learners.base import mean_stats
 from concord.registry import ENVS, LEARNERS, MACS, load_plugins
 from concord.runners.runner import Runner
 
@@ -107,7 +108,7 @@ class AgentGroup:
                     s = ag.learner.update(batch, t_env + steps, 0)
                     if s:
                         stats.append(s)
-            out[i] = {"steps": steps, "returns": returns, "lengths": lengths, "stats": _mean(stats),
+            out[i] = {"steps": steps, "returns": returns, "lengths": lengths, "stats": mean_stats(stats),
                       "peak_rss_mb": peak_rss_mb()}
         return out
 
@@ -162,11 +163,6 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory in MB (``ru_maxrss`` is KB on Linux, bytes on macOS)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (2**20 if sys.platform == "darwin" else 2**10)
-
-
-def _mean(stats: list[dict[str, float]]) -> dict[str, float]:
-    keys = {k for s in stats for k in s}
-    return {k: float(np.mean([s[k] for s in stats if k in s])) for k in keys}
 
 
 def _copy(x: Any) -> Any:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from concord.controllers.base import Controller
 
 
+def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key means of several gradient steps' statistics (what ``update`` returns for them)."""
+    keys = {k for s in stats for k in s}
+    return {k: sum(s[k] for s in stats if k in s) / sum(1 for s in stats if k in s) for k in keys}
+
+
 class Learner(ABC):
     """Base class of registered learners, constructed as ``cls(mac, env_info, args, device)``."""
 

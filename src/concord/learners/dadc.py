@@ -27,12 +27,12 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from concord.components.advantages import gae
 from concord.components.rollout_storage import RolloutStorage
 from concord.controllers.dadc import DADCController
 from concord.errors import ConfigError
-from concord.learners.base import Learner
+from concord.learners.base import Learner, mean_stats
 from concord.learners.on_policy import masked_mean
-from concord.learners.q_learner import mean_stats
 from concord.registry import register_learner
 
 Batch = dict[str, torch.Tensor]
@@ -150,18 +150,14 @@ class DADCLearner(Learner):
     def _ppo_prepare(self, cb: Batch) -> Batch:
         x, _, _ = self.ais(cb)
         v = self.net.value(x)  # (B, T)
-        mask, term, r = cb["filled"], cb["terminated"], cb["reward"]
-        gamma, lam = self.args.gamma, self.args.dadc_gae_lambda
-        adv = torch.zeros_like(v)
-        running = torch.zeros_like(v[:, 0])
-        for t in reversed(range(v.shape[1] - 1)):
-            delta = r[:, t] + gamma * (1 - term[:, t]) * v[:, t + 1] - v[:, t]  # bootstraps a truncated end
-            running = mask[:, t] * (delta + gamma * lam * (1 - term[:, t]) * mask[:, t + 1] * running)
-            adv[:, t] = running
-        ret = adv + v
+        mask = cb["filled"][:, :-1]  # (B, T-1)
+        step = (lambda x: x[:, :-1, None])  # (B, T) -> (B, T-1, 1): one value head
+        adv, ret = gae(step(cb["reward"]), v[..., None], step(cb["terminated"]), cb["filled"][:, 1:, None],
+                       self.args.gamma, self.args.dadc_gae_lambda)  # a truncated end bootstraps from V
+        adv, ret = adv[..., 0], ret[..., 0]  # (B, T-1)
         m = mask.bool()
         norm = (adv - adv[m].mean()) / (adv[m].std() + 1e-8) if m.sum() > 1 else adv
-        return {"adv": norm[:, :-1], "ret": ret[:, :-1]}
+        return {"adv": norm, "ret": ret}
 
     def _ppo_loss(self, mb: Batch, prep: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         x, loss_ais, stats = self.ais(mb)

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 import torch
 
 from concord.components.rollout_storage import RolloutStorage
-from concord.learners.base import Learner
-from concord.learners.q_learner import mean_stats
+from concord.errors import ConfigError
+from concord.learners.base import Learner, mean_stats
 
 Batch = dict[str, torch.Tensor]
 
@@ -41,8 +41,6 @@ class OnPolicyLearner(Learner):
                  epochs: int = 1, minibatches: int = 1) -> None:
         super().__init__(mac, env_info, args, device)
         if "log_prob" not in self.scheme:
-            from concord.errors import ConfigError
-
             raise ConfigError(f"learner '{args.learner}' needs a stochastic policy that stores its log-probabilities "
                               f"(action_selector=multinomial), got action_selector={args.action_selector}")
         self.storage = RolloutStorage(self.scheme, args.rollout_episodes, self.max_seq_length)

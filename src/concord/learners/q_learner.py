@@ -18,20 +18,14 @@ from concord.components.episode_buffer import ReplayBuffer
 from concord.components.running_stats import RunningMeanStd
 from concord.components.state import learner_states
 from concord.components.targets import td_lambda_targets
-from concord.learners.base import Learner
-from concord.modules.mixers.base import LocalPolicy, MixerContext, batch_context, make_mixer
+from concord.learners.base import Learner, mean_stats
+from concord.modules.mixers.base import LocalPolicy, Mixer, MixerContext, batch_context, make_mixer
 from concord.registry import register_learner
 
 if TYPE_CHECKING:
     from concord.components.episode_buffer import EpisodeBatch
 
 log = logging.getLogger(__name__)
-
-
-def mean_stats(stats: list[dict[str, float]]) -> dict[str, float]:
-    """Per-key means of several updates' statistics."""
-    keys = {k for s in stats for k in s}
-    return {k: sum(s[k] for s in stats if k in s) / sum(1 for s in stats if k in s) for k in keys}
 
 
 def make_optimizer(params: list[torch.nn.Parameter], args: SimpleNamespace) -> torch.optim.Optimizer:
@@ -51,6 +45,8 @@ class QLearner(Learner):
         self.buffer = ReplayBuffer(self.scheme, args.buffer_size, self.max_seq_length, args.seed)
         self.state_last_action = args.env_args["state_last_action"]
         self.mixer = make_mixer(env_info, args, device)
+        # only a mixer with an on-policy part (VAST's assignment policy) needs each round as tensors
+        self.mixer_on_policy = self.mixer is not None and type(self.mixer).rollout_update is not Mixer.rollout_update
         self.params = list(mac.parameters()) + (self.mixer.td_parameters() if self.mixer else [])
         self.optimiser = make_optimizer(self.params, args)
         self.target_agent = copy.deepcopy(mac.agent)
@@ -176,7 +172,7 @@ class QLearner(Learner):
     def rollout_update(self, batch: "EpisodeBatch", t_env: int) -> dict[str, float]:
         """The mixer's on-policy update on the latest episodes, with the agents' values and the behaviour
         (ε-greedy) policy as its local values; none for most mixers."""
-        if self.mixer is None:
+        if not self.mixer_on_policy:
             return {}
         data = batch.to_torch(self.device)
 
