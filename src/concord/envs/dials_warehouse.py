@@ -127,7 +127,7 @@ class WarehouseRegion(LocalModel):
 
     def step(self, x: LocalState, a: np.ndarray, u: np.ndarray, noise: np.ndarray
              ) -> tuple[LocalState, np.ndarray, np.ndarray]:
-        n, rows = len(a), np.arange(len(a))
+        rows = np.arange(len(a))
         item = x["item"].copy()  # (n, 12)
         wait = x["wait"] + item  # (n, 12) items age by 1
         pos = MOVE[x["pos"], a]  # (n,)
