@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from concord.config import load_config
 from concord.errors import ConfigError

@@ -64,7 +64,7 @@ def test_a_sweep_runs_skips_finished_runs_and_reports_byte_identically(tmp_path)
     for spec in grid.runs:
         st = read_status(run_dir(root, spec))
         assert st["status"] == "done" and st["attempts"] == 1 and st["result"]["t_env"] >= 20
-        assert f"label=smoke" in " ".join(st["command"])
+        assert "label=smoke" in " ".join(st["command"])
     Sweep(grid, root).run()  # a second invocation finds every run done
     assert all(read_status(run_dir(root, s))["attempts"] == 1 for s in grid.runs)
     out = str(tmp_path / "docs")
