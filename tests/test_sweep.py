@@ -43,11 +43,25 @@ def test_grid_expands_algs_envs_settings_and_seeds(tmp_path):
                                seeds=3)).runs) == 6
 
 
+def test_an_env_entrys_label_names_its_task_and_curves_keep_the_other_labels(tmp_path):
+    from concord.experiments.report import group_name, task_of
+
+    g = load_grid(_grid(tmp_path, name="t", envs=[{"env": "matrix_game", "label": "climb",
+                                                   "with": {"env_args": {"payoff": [[1, 0], [0, 2]]}}}],
+                        algs=["vdn", {"alg": "qmix", "label": "big"}], seeds=[1]))
+    vdn, qmix = g.runs
+    assert ("env_args.payoff", [[1, 0], [0, 2]]) in vdn.settings
+    assert task_of({"env_args": {"n_agents": 2}}, vdn) == "matrix_game climb" == task_of({}, qmix)
+    assert (group_name(vdn), group_name(qmix)) == ("vdn", "qmix (big)")
+    assert vdn.label == "climb" and vdn.run_id.startswith("vdn_matrix_game_climb_seed1_")
+
+
 @pytest.mark.parametrize("spec,needle", [
     ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": [1], "sedes": 2}, "unknown key 'sedes'"),
     ({"name": "x", "algs": ["vdn"], "seeds": [1]}, "exactly one of 'env' and 'envs'"),
     ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": ["a"]}, "'seeds' must be a list of ints"),
     ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": [1], "grid": {"lr": 0.1}}, "non-empty list"),
+    ({"name": "x", "env": "matrix_game", "algs": ["vdn"], "seeds": [1], "notes": "nope.md"}, "notes file 'nope.md'"),
 ])
 def test_bad_grids_are_one_line_errors(tmp_path, spec, needle):
     with pytest.raises(ConfigError, match=needle):

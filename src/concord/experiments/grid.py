@@ -2,7 +2,8 @@
 
 ```yaml
 name: matrix_smoke                # the sweep's name; its report is docs/results/matrix_smoke.md
-env: matrix_game                  # or envs: [smax, ...] (an entry may be a mapping {env: smax, with: {...}, label: ...})
+env: matrix_game                  # or envs: [smax, ...] (an entry may be a mapping {env: smax, with: {...}, label: ...};
+                                  #   an env entry's label names its task in the report)
 algs: [vdn, qmix]                 # --config names or paths (an entry may be {alg: qmix, with: {...}, label: ...})
 seeds: [1, 2, 3]
 with: {t_max: 300}                # settings for every run
@@ -11,6 +12,7 @@ metric: test_return_mean          # optional: the report's metric (default test_
 style: median_iqr                 # optional: the report's curves (median_iqr | mean_ci95)
 parallel: 2                       # optional: runs at a time locally (the command line's --parallel wins)
 max_retries: 1                    # optional: retries of a failed run
+notes: docs/results/x_notes.md    # optional: a markdown file the report includes (what the results say)
 ```
 
 Every run has a stable id from its alg, env, settings and seed, so a second invocation finds the runs it already
@@ -30,7 +32,7 @@ import yaml
 from concord.errors import ConfigError
 
 GRID_KEYS = {"name", "env", "envs", "algs", "seeds", "with", "grid", "metric", "style", "parallel", "max_retries",
-             "description", "resources"}
+             "description", "resources", "notes"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class RunSpec:
     seed: int
     settings: tuple[tuple[str, Any], ...]  # ordered key=value settings (sweep-wide, entry, grid point)
     label: str  # group label within the sweep (alg/env entry labels, grid point)
+    task_label: str = ""  # the env entry's label: names the run's task in the report (not part of the run id)
 
     @property
     def run_id(self) -> str:
@@ -70,6 +73,7 @@ class Grid:
     max_retries: int = 1
     resources: dict[str, float] = field(default_factory=lambda: {"num_cpus": 1})
     path: str = ""
+    notes: str = ""  # a markdown file the report includes
 
 
 def _safe(text: str) -> str:
@@ -150,12 +154,16 @@ def load_grid(path: str) -> Grid:
         settings = tuple(common + _flatten("", env["with"]) + _flatten("", alg["with"]) + list(point))
         labels = [x for x in (env["label"], alg["label"]) if x]
         labels += [f"{k}={_cli_value(v)}" for k, v in point]
-        runs.append(RunSpec(name, alg["alg"], env["env"], seed, settings, _safe("_".join(labels))))
+        runs.append(RunSpec(name, alg["alg"], env["env"], seed, settings, _safe("_".join(labels)),
+                            _safe(env["label"])))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two runs of the grid are identical (same alg, env, settings and seed)")
     style = spec.get("style", "median_iqr")
     if style not in ("median_iqr", "mean_ci95"):
         raise ConfigError(f"{path}: style must be median_iqr or mean_ci95, got {style!r}")
+    notes = str(spec.get("notes", ""))
+    if notes and not os.path.isfile(notes):
+        raise ConfigError(f"{path}: notes file '{notes}' does not exist")
     return Grid(name, runs, str(spec.get("metric", "test_return_mean")), style, int(spec.get("parallel", 2)),
-                int(spec.get("max_retries", 1)), dict(spec.get("resources") or {"num_cpus": 1}), path)
+                int(spec.get("max_retries", 1)), dict(spec.get("resources") or {"num_cpus": 1}), path, notes)

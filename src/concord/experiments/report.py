@@ -55,6 +55,9 @@ def merged_series(directory: str, metric: str) -> tuple[np.ndarray, np.ndarray, 
 
 
 def task_of(cfg: dict[str, Any], spec: RunSpec) -> str:
+    """The report section of a run: its env and the env entry's label, else the env's map / key / size."""
+    if spec.task_label:
+        return f"{spec.env} {spec.task_label}"
     env_args = cfg.get("env_args", {})
     task = env_args.get("map_name") or env_args.get("key") or env_args.get("n_agents")
     return f"{spec.env} {task}" if task not in (None, "") else spec.env
@@ -100,8 +103,12 @@ def _fmt(x: float) -> str:
 
 
 def group_name(spec: RunSpec) -> str:
+    """A curve's name within its task: the alg and the labels other than the task's own."""
     alg = os.path.splitext(os.path.basename(spec.alg))[0]
-    return f"{alg} ({spec.label})" if spec.label else alg
+    label = spec.label
+    if spec.task_label:
+        label = label[len(spec.task_label):].lstrip("_")
+    return f"{alg} ({label})" if label else alg
 
 
 def write_report(grid: Grid, root: str, out_dir: str = os.path.join("docs", "results")) -> str:
@@ -119,6 +126,9 @@ def write_report(grid: Grid, root: str, out_dir: str = os.path.join("docs", "res
              "```", "",
              f"Final = the metric at each run's last test, best = its maximum over the run; IQM with a 95% "
              f"stratified-bootstrap CI ({BOOTSTRAP_REPS} resamples, rliable), then mean and median over seeds.", ""]
+    if grid.notes:
+        with open(grid.notes) as f:
+            lines += [f.read().rstrip("\n"), ""]
     for task in sorted(by_task):
         groups = by_task[task]
         png = f"{grid.name}_{task.replace(' ', '_').replace(':', '_').replace('/', '_')}.png"

@@ -7,8 +7,10 @@ on the latest ``rollout_episodes`` episodes (on-policy):
 - critic: Q_tot = Ψ(Q_1(τ_1, a_1), ..., Q_N(τ_N, a_N); s) regressed on λ-returns G_t (``ac_lambda`` = 1:
   Monte-Carlo returns; a truncated episode bootstraps from Ψ of the expected local values Σ_a π_i Q_i at its
   last state), plus the mixer's auxiliary losses (QTRAN's constraints);
-- actor: the local advantage Â_i = Q_i(τ_i, a_i) − Σ_a π_i(a|τ_i) Q_i(τ_i, a), ascending Â_i ∇ log π_i(a_i|τ_i)
-  (plus ``entropy_coef`` · H(π_i));
+- actor: ascending Â_i ∇ log π_i(a_i|τ_i) (plus ``entropy_coef`` · H(π_i)) with the baseline
+  V_i = Σ_a π_i(a|τ_i) Q_i(τ_i, a) and, by ``ac_advantage``, either Â_i = G_t − V_i (``return``: the λ-return of
+  the team minus the local expected value, as the authors' code does and as eq. 6 defines the meta-policy's
+  advantage [C]) or Â_i = Q_i(τ_i, a_i) − V_i (``q``: the local critic's own advantage [X]);
 - the mixer's on-policy part (VAST's metagrad assignment, eq. 6) with this π_i and these Q_i.
 
 The critics have the actors' architecture and inputs (a second copy of the controller's agent network with
@@ -93,7 +95,10 @@ class FactorisedACLearner(OnPolicyLearner):
         aux = self.mixer.auxiliary_losses(ctx, states=states, targets=targets, q_taken=q_tot, agent_qs=chosen) \
             if self.mixer is not None else {}
 
-        advantage = (chosen - expected).detach()  # (B, T-1, n): Q_i(τ_i, a_i) − Σ_a π_i Q_i
+        if a.ac_advantage == "return":  # (B, T-1, n): G_t − Σ_a π_i Q_i, the team's λ-return as Q̂
+            advantage = (targets.mean(-1, keepdim=True) - expected).detach()
+        else:  # (B, T-1, n): Q_i(τ_i, a_i) − Σ_a π_i Q_i
+            advantage = (chosen - expected).detach()
         log_p = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (B, T-1, n)
         m = mask.unsqueeze(-1)  # (B, T-1, 1)
         actor_loss = -masked_mean(advantage * log_p, m)
