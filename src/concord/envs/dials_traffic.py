@@ -3,6 +3,7 @@
 This is not the authors' SUMO simulator: every result on it is labelled surrogate (the final info of each episode
 carries ``surrogate_traffic_model = 1``, which the runner logs as ``*_surrogate_traffic_model_mean``). Absolute
 returns are not comparable with the paper's curves (spec §1.14 "What differs from the SUMO version").
+``traffic_model: sumo`` builds the SUMO global simulator of ``concord.envs.dials_traffic_sumo`` instead.
 
 Layout (§1.2): a √N×√N grid of signalised intersections, agent i = row·√N + col, row 0 the southernmost. Region i
 is intersection i and its 4 incoming lanes, ordered [W, S, E, N] (the approach from the west is the eastbound lane,
@@ -53,6 +54,7 @@ N_LANES = 4  # [W, S, E, N] approaches
 LANE_AXIS = np.array([1, 0, 1, 0])  # 0 = NS axis, 1 = EW axis; W/E approaches move east/west
 SWITCH_TIME = 3  # [C] yellow lasts 3 steps
 NS, EW = 0, 1
+TRAFFIC_MODELS = ("surrogate", "sumo")  # surrogate: this module; sumo: concord.envs.dials_traffic_sumo (a GS only)
 
 
 def light_update(axis: np.ndarray, yellow: np.ndarray, timer: np.ndarray, a: np.ndarray
@@ -119,12 +121,28 @@ class TrafficRegion(LocalModel):
         return np.concatenate([x["occ"][..., : CELLS - 1].reshape(n, self.dset_shape), light], -1).astype(np.float32)
 
 
+class _TrafficModel:
+    """``traffic_model: sumo`` builds the SUMO GS (``concord.envs.dials_traffic_sumo``) instead of the surrogate.
+    (A base of its own, so that ``inspect.signature(DialsTrafficEnv)`` still reads ``__init__``'s keywords.)"""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("traffic_model") == "sumo":
+            from concord.envs.dials_traffic_sumo import DialsTrafficSumoEnv
+
+            return DialsTrafficSumoEnv(*args, **{k: v for k, v in kwargs.items() if k != "traffic_model"})
+        return super().__new__(cls)
+
+
 @register_env("dials_traffic")
-class DialsTrafficEnv(LocalFormEnv):
+class DialsTrafficEnv(_TrafficModel, LocalFormEnv):
     """A batch of ``num_envs`` √N×√N traffic grids (the surrogate GS); team reward = mean of the agents' rewards."""
 
     def __init__(self, num_envs: int = 1, seed: Seed = None, n_agents: int = 4, inflow_prob: float = 0.1,
-                 episode_limit: int = 300, spillback_influence: bool = True) -> None:
+                 episode_limit: int = 300, spillback_influence: bool = True, *,
+                 traffic_model: str = "surrogate") -> None:
+        if traffic_model not in TRAFFIC_MODELS:
+            raise ConfigError(f"dials_traffic: traffic_model must be one of {', '.join(TRAFFIC_MODELS)}, got "
+                              f"{traffic_model!r}")
         side = math.isqrt(int(n_agents))
         if side * side != n_agents or side < 1:
             raise ConfigError(f"dials_traffic: n_agents must be a perfect square (4, 25, 49, 100), got {n_agents}")
@@ -152,8 +170,20 @@ class DialsTrafficEnv(LocalFormEnv):
 
     @classmethod
     def local_model(cls, n_agents: int = 4, inflow_prob: float = 0.1, episode_limit: int = 300,
-                    spillback_influence: bool = True) -> TrafficRegion:
+                    spillback_influence: bool = True, traffic_model: str = "surrogate") -> TrafficRegion:
+        if traffic_model == "sumo":
+            from concord.envs.dials_traffic_sumo import DialsTrafficSumoEnv
+
+            return DialsTrafficSumoEnv.local_model(n_agents, inflow_prob, episode_limit, spillback_influence)
         return TrafficRegion(episode_limit, spillback_influence)
+
+    @classmethod
+    def check_available(cls, env_args: dict[str, Any]) -> None:
+        """``traffic_model: sumo`` needs the ``sumo`` extra (a one-line ``ConfigError`` naming it)."""
+        if env_args.get("traffic_model") == "sumo":
+            from concord.envs.dials_traffic_sumo import import_sumo
+
+            import_sumo()
 
     def get_env_info(self) -> dict[str, Any]:
         return {**super().get_env_info(), "state_is_obs_concat": True}
