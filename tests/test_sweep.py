@@ -5,6 +5,7 @@ import importlib.util
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -120,6 +121,37 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert st["status"] == "done" and st["attempts"] == 2
     assert any(c.startswith("checkpoint_path=") for c in st["command"])
     assert "resumed from" in open(os.path.join(directory, "log.txt")).read()
+
+
+def test_sigterm_to_the_sweep_stops_its_runs_with_checkpoints(tmp_path):
+    """A scheduler's SIGTERM reaches only the sweep's pid: the sweep passes it on, each run saves a checkpoint
+    and exits, its status is ``interrupted`` (no retry spent) and the sweep starts nothing new."""
+    import psutil
+
+    path = _grid(tmp_path, name="term", env="matrix_game", algs=["vdn"], seeds=[1, 2, 3],
+                 **{"with": {**TINY, "t_max": 10 ** 6, "save_model": True, "save_model_interval": 50,
+                             "test_interval": 10 ** 6}})
+    grid = load_grid(path)
+    root = str(tmp_path / "s")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), "sweep", path, "--root", root,
+                             "--parallel", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    first = run_dir(root, grid.runs[0])
+    deadline = time.time() + 120
+    while time.time() < deadline and not _has_checkpoint(first):
+        time.sleep(0.2)
+    assert _has_checkpoint(first), "no checkpoint in time"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "the run's process is gone"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    st = read_status(first)
+    assert st["status"] == "interrupted" and st["attempts"] == 1 and "failures" not in st
+    assert "checkpoint" in open(os.path.join(first, "log.txt")).read().lower()
+    assert read_status(run_dir(root, grid.runs[1]))["status"] == "pending"  # nothing new was started
+    assert [r.run_id for r in Sweep(grid, root).pending()] == [r.run_id for r in grid.runs]
 
 
 def _has_checkpoint(directory: str) -> bool:

@@ -7,6 +7,10 @@ has one (``checkpoint_path=``), else from scratch; a failed run is retried up to
 reported with its one-line error. A run is a subprocess, so a crash, an out-of-memory kill or a ``ConfigError``
 in one run never takes the sweep down.
 
+Stopping a local sweep: Ctrl-C reaches every run (one process group); SIGTERM to the sweep alone (a scheduler,
+``kill``) is passed on to every live run. Either way each run saves its checkpoint and exits (its status becomes
+``interrupted``, which costs no retry), and the next invocation resumes them.
+
 With Ray (``--ray``: a local instance; ``--ray-address``: a cluster), each attempt is a Ray task requesting the
 grid's ``resources`` (default one CPU); the run directories must then be on a filesystem every node sees.
 """
@@ -15,8 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +35,10 @@ log = logging.getLogger(__name__)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 MAIN = os.path.join(ROOT, "main.py")
 STATUS = "status.json"
+
+_live: set[subprocess.Popen] = set()  # the runs now executing locally
+_live_lock = threading.Lock()
+_stopping = threading.Event()  # set once the sweep was asked to stop: ending runs are "interrupted"
 
 
 @dataclass
@@ -92,10 +102,17 @@ def execute_attempt(cmd: list[str], log_path: str) -> Outcome:
     with open(log_path, "a") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
         logf.flush()
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=logf, text=True, env=env)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=logf, text=True, env=env)
+        with _live_lock:
+            _live.add(proc)
+        try:
+            stdout, _ = proc.communicate()
+        finally:
+            with _live_lock:
+                _live.discard(proc)
     with open(log_path, "a") as logf:
-        logf.write(proc.stdout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        logf.write(stdout)
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     result = json.loads(lines[-1]) if lines and proc.returncode == 0 else None
     error = ""
     if proc.returncode != 0:
@@ -104,6 +121,22 @@ def execute_attempt(cmd: list[str], log_path: str) -> Outcome:
         errors = [ln for ln in tail if ln.startswith("error:")]
         error = (errors[-1] if errors else (tail[-1] if tail else f"exit code {proc.returncode}"))[:300]
     return Outcome(proc.returncode, result, error, time.time() - t0)
+
+
+def stop_runs(signum: int, frame: Any = None) -> None:
+    """Signal handler of a local sweep: start no new run, pass SIGTERM on to every live run (a Ctrl-C has
+    already reached them through the process group, and a second one would skip their checkpoints), wait for
+    them to save their checkpoints and exit, then exit with 128 + ``signum``."""
+    _stopping.set()
+    with _live_lock:
+        procs = list(_live)
+    log.warning("stopping: %d running run(s) save their checkpoints", len(procs))
+    for proc in procs:
+        if signum == signal.SIGTERM:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait()
+    raise SystemExit(128 + signum)
 
 
 class Sweep:
@@ -130,7 +163,7 @@ class Sweep:
         st = read_status(directory)
         cmd = command(spec, directory)
         resumed = any(c.startswith("checkpoint_path=") for c in cmd)
-        if st["status"] in ("running", "failed"):
+        if st["status"] in ("running", "failed", "interrupted"):
             log.info("%s: %s before, %s", spec.run_id, st["status"],
                      "resuming from its newest checkpoint" if resumed else "restarting from scratch")
         st.update(status="running", attempts=st.get("attempts", 0) + 1, started=time.time(),
@@ -146,6 +179,9 @@ class Sweep:
         if out.code == 0:
             st.update(status="done", result=out.result, error="")
             log.info("%s: done in %.0f s", spec.run_id, out.seconds)
+        elif _stopping.is_set():
+            st.update(status="interrupted", error="")
+            log.info("%s: interrupted after %.0f s", spec.run_id, out.seconds)
         else:
             st.update(status="failed", error=out.error, failures=st.get("failures", 0) + 1)
             log.warning("%s: failed (%s)", spec.run_id, out.error)
@@ -156,7 +192,7 @@ class Sweep:
         n = parallel or self.grid.parallel
         if n < 1:
             raise ConfigError(f"parallel must be at least 1, got {n}")
-        while True:
+        while not _stopping.is_set():
             todo = self.pending()
             if not todo:
                 break
@@ -170,6 +206,8 @@ class Sweep:
         from concurrent.futures import ThreadPoolExecutor
 
         def one(spec: RunSpec) -> None:
+            if _stopping.is_set():
+                return
             cmd, log_path = self._start(spec)
             self._finish(spec, execute_attempt(cmd, log_path))
 
@@ -221,4 +259,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--ray-address", default=None, help="run on the Ray cluster at this address")
     p.add_argument("--root", default=os.path.join("results", "sweeps"))
     a = p.parse_args(argv)
-    return Sweep(load_grid(a.grid), a.root).run(a.parallel, a.ray_address, a.ray)
+    sweep = Sweep(load_grid(a.grid), a.root)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop_runs)
+    return sweep.run(a.parallel, a.ray_address, a.ray)
