@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.special import rel_entr
-from scipy.stats import binom
 
 from concord.envs.base import EnvObs, StepResult
 from concord.envs.numpy_vec import NumpyVecEnv
@@ -36,6 +34,8 @@ NATURAL, FORCE_OFF, FORCE_ON = 0, 1, 2
 
 def kl(m: np.ndarray, zeta: np.ndarray) -> np.ndarray:
     """KL(m || zeta) in nats over the last axis, with 0 log 0 = 0."""
+    from scipy.special import rel_entr  # scipy.stats/special cost ~1 s of start-up: only when used
+
     return rel_entr(m, zeta).sum(axis=-1)
 
 
@@ -69,6 +69,8 @@ class MeanFieldModel:
 
     def count_transition(self, pi: np.ndarray) -> np.ndarray:
         """Exact ``(n+1, n+1)`` kernel of the ON count under prescription ``pi (2, 3)`` for n devices."""
+        from scipy.stats import binom
+
         p = self.device_kernel(pi)  # (2, 2)
         j = np.arange(self.n + 1)
         out = np.zeros((self.n + 1, self.n + 1))
@@ -86,6 +88,8 @@ class MeanFieldModel:
 
     def initial_count(self) -> np.ndarray:
         """``(n+1,)`` distribution of the initial ON count, Binomial(n, p0[1])."""
+        from scipy.stats import binom
+
         return binom.pmf(np.arange(self.n + 1), self.n, self.p0[1])
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 
@@ -30,6 +29,8 @@ def sinkhorn(log_alpha: torch.Tensor, n_iters: int) -> torch.Tensor:
 
 def hard_assignment(scores: np.ndarray) -> np.ndarray:
     """The permutation maximising Σ_p scores[p, order[p]] for each row of (k, N, N) -> order (k, N) int64."""
+    from scipy.optimize import linear_sum_assignment  # imported here: scipy.optimize costs ~1 s of start-up
+
     order = np.empty(scores.shape[:2], dtype=np.int64)
     for e in range(scores.shape[0]):
         _, cols = linear_sum_assignment(scores[e], maximize=True)
