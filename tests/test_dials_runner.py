@@ -3,6 +3,10 @@ the simulators, exact resume, and identical results on every backend (processes,
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +14,8 @@ import torch
 from concord.config import load_config
 from concord.run import Experiment
 from concord.utils.checkpoint import find_checkpoint, load_checkpoint
+from tests.conftest import ROOT
+from tests.test_interrupts import _wait_for
 from tests.test_resume import assert_same
 
 SMALL = ["env_args.episode_limit=20", "t_max=120", "test_interval=60", "test_nepisode=2", "log_interval=60",
@@ -59,8 +65,11 @@ def _final_learner(result):
     return load_checkpoint(find_checkpoint(result["models_dir"], 0))["learner"]
 
 
-def test_resume_is_exact(run_main):
-    args = [*SMALL, "dials_backend=inline", "t_max=160", "save_model_interval=80"]
+@pytest.mark.parametrize("backend", ["inline", pytest.param("processes", marks=pytest.mark.slow)])  # 2 x 2 spawns
+def test_resume_is_exact(run_main, backend):
+    """Bit for bit: every agent's learner and AIP with its optimiser, their random states and the schedule; with
+    the processes backend, two agents per worker (each swaps in its own random state, whatever the grouping)."""
+    args = [*SMALL, f"dials_backend={backend}", "dials_workers=2", "t_max=160", "save_model_interval=80"]
     code, straight, err = run_main("dials", "dials_warehouse", *args)
     assert code == 0, err
     code, resumed, err = run_main("dials", "dials_warehouse", *args, f"checkpoint_path={straight['models_dir']}",
@@ -88,3 +97,41 @@ def test_processes_and_ray_backends_give_identical_results(run_main):
     a.pop("seconds"), b.pop("seconds")
     assert_same(a, b)
     assert ra["test_return_mean"] == rb["test_return_mean"]
+
+
+@pytest.mark.slow  # three short runs, one with 2 spawned workers (~30-60 s on a loaded 2-core machine)
+def test_ctrl_c_during_a_processes_run_leaves_a_checkpoint_that_resumes_exactly(run_main, tmp_path):
+    """Ctrl-C reaches the whole foreground process group, workers included: they must ignore it, so that the main
+    process can finish the round, fetch every agent's state from the workers and checkpoint."""
+    keys = [*SMALL, "dials_workers=2", "log_interval=20", "save_model_interval=100000000"]
+    err_path = str(tmp_path / "stderr.txt")
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "main.py", "--config=dials", "--env-config=dials_traffic", "with",
+                                 f"local_results_path={tmp_path / 'signalled'}", "progress_bar=False", *keys,
+                                 "dials_backend=processes", "t_max=100000000"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=err_file, start_new_session=True)
+        try:
+            _wait_for(err_path, "t_env: ", proc, timeout=120)  # training is under way (two console blocks)
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the main process and its workers
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    with open(err_path) as f:
+        err = f.read()
+    assert proc.returncode == 130, err[-3000:]
+    assert out == b"" and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted: SIGINT: stopped at t_env=")
+    models = tmp_path / "signalled" / "models"
+    (run,) = os.listdir(models)
+    ck = find_checkpoint(str(models / run), 0)
+    t_end = int(os.path.basename(ck)) + 40
+    code, resumed, e = run_main("dials", "dials_traffic", *keys, "dials_backend=processes", f"t_max={t_end}",
+                                f"checkpoint_path={ck}")
+    assert code == 0, e
+    code, straight, e = run_main("dials", "dials_traffic", *keys, "dials_backend=inline", f"t_max={t_end}")
+    assert code == 0, e
+    a, b = _final_learner(straight), _final_learner(resumed)
+    a.pop("seconds"), b.pop("seconds")
+    assert_same(a, b)
+    assert resumed["test_return_mean"] == straight["test_return_mean"]

@@ -243,6 +243,10 @@ def test_runs_through_main_on_sumo(run_main):
 
 
 @needs_sumo
-def test_dials_training_in_local_simulators_is_refused_on_sumo(run_main):
-    code, result, err = run_main("dials", "dials_traffic", *SMALL, "dials_mode=untrained_dials", "test_nepisode=1")
-    assert code == 2 and result is None and "traffic_model=sumo is a global simulator only" in err
+@pytest.mark.parametrize("mode", ["untrained_dials", "dials"])
+def test_dials_training_in_local_simulators_is_refused_on_sumo(run_main, mode):
+    """Refused by the runner before any worker starts or any GS data is collected (the default backend)."""
+    args = [a for a in SMALL if not a.startswith("dials_backend=")]
+    code, result, err = run_main("dials", "dials_traffic", *args, f"dials_mode={mode}", "test_nepisode=1")
+    assert code == 2 and result is None and "has no local simulator" in err and "Traceback" not in err
+    assert "DIALS worker" not in err

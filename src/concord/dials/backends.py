@@ -5,11 +5,17 @@ an optional extra, imported only here and only when selected) or ``inline`` (in 
 Every backend has the same interface: ``call(method, args_per_group)`` runs ``AgentGroup.method`` on every group at
 once and returns their results in group order. Results are always copies (pickled through a pipe, fetched from Ray,
 or deep-copied inline), so the three backends give identical results for the same seeds.
+
+Interrupts: a terminal's Ctrl-C sends SIGINT to the whole foreground process group, the ``processes`` workers
+included. The workers ignore it, so that the main process (``concord.utils.interrupts``) can finish its round,
+fetch every agent's state from the still-running workers and checkpoint; they stop when the main process closes
+the backend (or its pipe end, if it dies).
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import signal
 import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Mapping, Sequence
@@ -41,7 +47,10 @@ def _through_pipe(x: Any) -> Any:
 
 
 def _serve(conn: Any, config: Mapping[str, Any], agent_ids: list[int]) -> None:
-    """A worker process: build the group, then answer ``(method, args)`` requests until ``None``."""
+    """A worker process: build the group, then answer ``(method, args)`` requests until ``None`` (or the main
+    process's end of the pipe closes). SIGINT is the main process's to handle (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn: see ProcessBackend
     try:
         group = AgentGroup(config, agent_ids)
         conn.send(("ok", None))
@@ -49,7 +58,10 @@ def _serve(conn: Any, config: Mapping[str, Any], agent_ids: list[int]) -> None:
         conn.send(("error", traceback.format_exc()))
         return
     while True:
-        msg = conn.recv()
+        try:
+            msg = conn.recv()
+        except EOFError:  # the main process is gone
+            return
         if msg is None:
             return
         method, args = msg
@@ -66,15 +78,26 @@ class ProcessBackend(Backend):
         for g in groups:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=_serve, args=(child, dict(config), list(g)), daemon=True)
-            p.start()
+            # a spawned child inherits the signal mask: SIGINT stays blocked in it until _serve ignores it (a
+            # Ctrl-C while it imports torch would kill it), and is held here until the child has started
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                p.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self.conns.append(parent)
             self.procs.append(p)
         self._gather()
 
     def _gather(self) -> list[Any]:
         out = []
-        for c in self.conns:
-            status, value = c.recv()
+        for g, (c, p) in enumerate(zip(self.conns, self.procs)):
+            try:
+                status, value = c.recv()
+            except EOFError:
+                p.join(timeout=5)
+                raise RuntimeError(f"DIALS worker {g} (pid {p.pid}) died (exit code {p.exitcode}) without "
+                                   f"answering") from None
             if status != "ok":
                 raise RuntimeError(f"DIALS worker failed:\n{value}")
             out.append(value)

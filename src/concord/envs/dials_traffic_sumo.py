@@ -307,7 +307,9 @@ class _Remote:
 
 class SumoRegion(TrafficRegion):
     """The region's sizes and reset observation (the surrogate's layout); there is no SUMO local simulator, so
-    ``step`` raises (see the module docstring)."""
+    ``step`` raises (see the module docstring), and the DIALS runner refuses it before any work."""
+
+    has_local_simulator = False
 
     def step(self, x: LocalState, a: np.ndarray, u: np.ndarray, noise: np.ndarray
              ) -> tuple[LocalState, np.ndarray, np.ndarray]:

@@ -38,6 +38,7 @@ class LocalModel(ABC):
     n_sources: int  # M: influence sources u_i = (u^1 .. u^M)
     n_classes: int  # C: classes per source
     dset_shape: int  # the d-set's width
+    has_local_simulator: bool = True  # False: ``step`` is unavailable (a GS-only model: DIALS needs dials_mode=gs)
     noise_size: int  # uniforms a region draws per step (0: none)
     reset_noise_size: int  # uniforms a region draws at reset
     recurrent_dset: bool  # the d-set is the history of ``dset(o)`` (a GRU AIP), not the current step only

@@ -24,6 +24,12 @@ from concord.registry import register_runner
 from concord.runners.runner import EpisodeStats, Runner
 
 
+def agent_groups(n_agents: int, workers: int) -> list[list[int]]:
+    """``workers`` contiguous groups of agents, one worker each (0: one worker per agent, App. E.2)."""
+    w = workers or n_agents
+    return [list(map(int, g)) for g in np.array_split(np.arange(n_agents), min(w, n_agents))]
+
+
 @register_runner("dials")
 class DialsRunner(Runner):
     subprocess = False
@@ -32,15 +38,16 @@ class DialsRunner(Runner):
         super().__init__(args, seed)  # trainer=dials is required by config/runners/dials.yaml
         if not isinstance(self.vec_env, LocalFormEnv):
             raise ConfigError(f"runner=dials needs a local-form env (dials_traffic, dials_warehouse), got env={args.env}")
+        if args.dials_mode != "gs" and not self.vec_env.local.has_local_simulator:
+            raise ConfigError(f"{args.env}: this model has no local simulator, so dials_mode={args.dials_mode} "
+                              f"cannot run; use dials_mode=gs (the GS baseline)")
         self.before_rollout: Callable[[], None] | None = None
         self.eval_seconds = 0.0
         self.backend: Backend | None = None
 
     def groups(self) -> list[list[int]]:
-        """The agents of each worker: ``dials_workers`` contiguous groups (0: one worker per agent, App. E.2)."""
-        n = self.env_info["n_agents"]
-        w = self.args.dials_workers or n
-        return [list(map(int, g)) for g in np.array_split(np.arange(n), min(w, n))]
+        """The agents of each worker (``agent_groups`` of ``dials_workers``)."""
+        return agent_groups(self.env_info["n_agents"], self.args.dials_workers)
 
     def start_workers(self, config: Mapping[str, Any]) -> Backend:
         self.backend = make_backend(self.args.dials_backend, config, self.groups(), self.args.ray_address)

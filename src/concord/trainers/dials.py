@@ -9,7 +9,10 @@ baseline: every agent trains on GS rounds collected with the experiment's shared
 AIP datasets are not counted, as in the paper's 4M-step budget.
 
 Design: the trainer installs ``DialsAgents`` as the experiment's learner, so ``Experiment``'s checkpoints hold
-every agent's learner, every AIP and the schedule position (``concord.dials.agents``). Logged per phase:
+every agent's learner, every AIP and the schedule position (``concord.dials.agents``). It is a real learner of the
+joint controller (its ``update`` is the ``gs`` baseline's, through the experiment's ``learn`` with its divergence
+checks), not a stand-in: a trainer-owned checkpoint hook instead would leave the experiment an unused joint PPO
+learner, checkpointed beside the agents' real state, and ``gs`` would have to bypass ``learn``. Logged per phase:
 cumulative wall-clock seconds of GS data collection, AIP training, agent training and evaluation
 (``dials_seconds_*``), the AIPs' cross-entropy on fresh GS data before each retraining and on the held-out split
 after it (``aip_ce_fresh``, ``aip_ce_test``), peak memory per worker and in total (``dials_peak_rss_mb_*``), and
