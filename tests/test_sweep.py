@@ -55,6 +55,9 @@ def test_an_env_entrys_label_names_its_task_and_curves_keep_the_other_labels(tmp
     assert task_of({"env_args": {"n_agents": 2}}, vdn) == "matrix_game climb" == task_of({}, qmix)
     assert (group_name(vdn), group_name(qmix)) == ("vdn", "qmix (big)")
     assert vdn.label == "climb" and vdn.run_id.startswith("vdn_matrix_game_climb_seed1_")
+    over = load_grid(_grid(tmp_path, name="o", env="matrix_game", algs=[{"alg": "vdn", "with": {"lr": 0.1}}],
+                           seeds=[1], **{"with": {"lr": 0.5, "t_max": 9}}))
+    assert over.runs[0].settings == (("lr", 0.1), ("t_max", 9))  # the alg entry's value replaces the sweep's
 
 
 @pytest.mark.parametrize("spec,needle", [

@@ -151,7 +151,10 @@ def load_grid(path: str) -> Grid:
     algs = _entries(spec["algs"], "alg", path)
     runs = []
     for env, alg, point, seed in itertools.product(envs, algs, points, seeds):
-        settings = tuple(common + _flatten("", env["with"]) + _flatten("", alg["with"]) + list(point))
+        merged: dict[str, Any] = {}  # a later level (env entry, alg entry, grid point) overrides an earlier one
+        for k, v in common + _flatten("", env["with"]) + _flatten("", alg["with"]) + list(point):
+            merged[k] = v
+        settings = tuple(merged.items())
         labels = [x for x in (env["label"], alg["label"]) if x]
         labels += [f"{k}={_cli_value(v)}" for k, v in point]
         runs.append(RunSpec(name, alg["alg"], env["env"], seed, settings, _safe("_".join(labels)),
