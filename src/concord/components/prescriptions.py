@@ -98,6 +98,13 @@ class MeanFieldPrescriptions(PrescriptionSet):
         s = local_obs[..., 0:1].long()  # (..., 1) the device's own state
         return torch.where(s.bool(), logp[..., 1, :], logp[..., 0, :])  # (..., A)
 
+    def log_probs(self, theta: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Every device at once (the same values as ``local_log_probs`` per agent, without a loop over 100 agents):
+        θ (..., n_params), obs (..., n, obs_dim) -> (..., n, A)."""
+        logp = torch.log_softmax(theta.view(*theta.shape[:-1], 2, self.n_actions), dim=-1)  # (..., 2, A)
+        s = obs[..., 0:1].long().bool()  # (..., n, 1)
+        return torch.where(s, logp[..., None, 1, :], logp[..., None, 0, :])  # (..., n, A)
+
 
 class ConstantPrescriptions(PrescriptionSet):
     """h^k(a) = softmax(θ[k]) whatever agent k observes (the passive agent still respects its action mask)."""

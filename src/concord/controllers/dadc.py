@@ -4,7 +4,10 @@ each passive agent applies its part to its own local information.
 Per step and env: Z_t = the prescription set's common features of the observation; X_t = AIS(Z_t, θ_{t-1});
 θ_t ~ ψ(· | X_t), drawn from the *common* generator (seeded by ``seed``: every agent's copy draws the same θ_t,
 §5 and footnote 3); then agent k's action is drawn by the action selector from log h_{θ_t}^k(· | L^k_t) (the
-multinomial selector samples the prescription; ε-greedy applies it greedily). ``prescribe`` is the coordinator
+multinomial selector samples the prescription; ε-greedy applies it greedily). With the NAF back end the
+coordinator acts by a = clip(μ(X_t) + σ ε, ±b) (ε from the common generator; test episodes take a = μ): for a
+continuous set θ_t = a, for a discrete one a are logits and the option is drawn from softmax(a) by the common
+generator (``concord.learners.dadc_backends.naf``); a is stored as ``dadc_action``. ``prescribe`` is the coordinator
 part alone, which is all that a decentralised agent's copy runs on common information. Test episodes draw θ from
 a second generator, so evaluation never shifts the training stream; both generators are in ``state_dict``.
 """
@@ -20,6 +23,7 @@ from concord.components.episode_buffer import Field, Scheme
 from concord.components.prescriptions import make_prescription_set
 from concord.controllers.base import Controller
 from concord.envs.base import EnvObs
+from concord.learners.dadc_backends import BACKENDS
 from concord.modules.dadc_nets import DADCNet
 from concord.registry import ACTION_SELECTORS, register_mac
 
@@ -30,18 +34,24 @@ class DADCController(Controller):
         super().__init__(env_info, args, device)
         self.pset = make_prescription_set(args.dadc_prescriptions, args.env, env_info)
         p = self.pset
+        self.naf = BACKENDS[args.dadc_backend].head == "naf"
+        pred_dim = p.common_dim if args.dadc_ais_target == "z" else args.dadc_ais_dim
         self.agent = DADCNet(p.common_dim, p.n_params, p.discrete, p.n_options, args.dadc_ais, args.dadc_ais_dim,
-                             args.dadc_predictor_hidden, args.dadc_trunk, args.dadc_actor_hidden,
-                             args.dadc_critic_hidden, args.dadc_backend == "ac", args.dadc_init_log_std).to(device)
+                             args.dadc_predictor_hidden, pred_dim, args.dadc_trunk, args.dadc_actor_hidden,
+                             args.dadc_critic_hidden, BACKENDS[args.dadc_backend].head, args.dadc_init_log_std,
+                             args.dadc_naf_hidden, args.dadc_naf_action_bound, args.dadc_naf_noise_std).to(device)
         self.selector = ACTION_SELECTORS.get(args.action_selector)(args)
         self.gen = torch.Generator().manual_seed(int(args.seed))  # common randomness of the coordinator
         self.test_gen = torch.Generator().manual_seed(int(args.seed) + 1)
+        self.last_action = torch.zeros(0, p.n_params)  # NAF's a_t of the latest ``prescribe`` (k, dθ)
         self.init_hidden(0)
 
     def batch_fields(self) -> Scheme:
         return {**self.selector.batch_fields(self.n_agents),
                 "dadc_theta": Field((self.pset.n_params,), np.float32),  # θ_t (an option's one-hot if discrete)
-                "dadc_log_prob": Field((1,), np.float32)}  # log ψ(θ_t | X_t) at sampling time
+                "dadc_log_prob": Field((1,), np.float32),  # log ψ(θ_t | X_t) at sampling time
+                **({"dadc_action": Field((self.pset.n_params,), np.float32)}  # NAF's a_t (logits if discrete)
+                   if self.naf and self.pset.discrete else {})}
 
     def init_hidden(self, n_envs: int) -> None:
         self.hidden = self.agent.init_ais(n_envs).to(self.device)  # (E, d) X_{t-1}
@@ -59,7 +69,9 @@ class DADCController(Controller):
         out = self.agent.policy(x)  # (k, n_options) log-probs or (k, dθ) means
         greedy = test_mode and self.args.dadc_test_greedy
         gen = self.test_gen if test_mode else self.gen
-        if self.pset.discrete:
+        if self.naf:
+            theta, logp, self.last_action = self._naf_act(out, gen, test_mode, greedy)
+        elif self.pset.discrete:
             if greedy:
                 choice = out.argmax(-1)
             else:
@@ -69,10 +81,28 @@ class DADCController(Controller):
         else:
             noise = torch.randn(out.shape, generator=gen).to(self.device)  # (k, dθ)
             theta = out if greedy else out + self.agent.log_std.exp() * noise
-        logp, _ = self.agent.log_prob(x, theta)
+        if not self.naf:
+            logp, _ = self.agent.log_prob(x, theta)
         self.hidden[env_ids] = h
         self.theta_prev[env_ids] = theta
         return theta, logp
+
+    def _naf_act(self, mu: torch.Tensor, gen: torch.Generator, test_mode: bool, greedy: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """NAF's coordinator: μ (k, dθ) -> θ_t (k, dθ), log density of a_t under N(μ, σ²) (k,), a_t (k, dθ)."""
+        bound, std = self.args.dadc_naf_action_bound, self.agent.log_std.exp()  # (dθ,)
+        noise = torch.randn(mu.shape, generator=gen).to(self.device)  # (k, dθ), drawn in test mode too
+        a = mu if test_mode else (mu + std * noise).clamp(-bound, bound)
+        logp = torch.distributions.Normal(mu, std).log_prob(a).sum(-1)  # (k,)
+        if not self.pset.discrete:
+            return a, logp, a
+        probs = torch.softmax(a, dim=-1)  # (k, O) the randomised prescription
+        if greedy:
+            choice = probs.argmax(-1)
+        else:
+            u = torch.rand(a.shape[0], 1, generator=gen).to(self.device)  # (k, 1)
+            choice = (probs.cumsum(-1) < u).sum(-1).clamp(max=a.shape[-1] - 1)  # (k,)
+        return self.pset.params(choice), logp, a
 
     def select_actions(self, obs: EnvObs, last_actions: np.ndarray, env_ids: np.ndarray, t_env: int,
                        test_mode: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -80,7 +110,9 @@ class DADCController(Controller):
         theta, logp = self.prescribe(self.pset.common(o), env_ids, test_mode)
         local = self.pset.log_probs(theta.cpu(), o)  # (k, n_agents, n_actions) each agent's prescription
         actions, outputs = self.selector.select(local.numpy(), obs.avail_actions, t_env, test_mode)
-        return actions, {**outputs, "dadc_theta": theta.cpu().numpy(), "dadc_log_prob": logp.cpu().numpy()[:, None]}
+        extra = {"dadc_action": self.last_action.cpu().numpy()} if self.naf and self.pset.discrete else {}
+        return actions, {**outputs, "dadc_theta": theta.cpu().numpy(), "dadc_log_prob": logp.cpu().numpy()[:, None],
+                         **extra}
 
     def forward_seq(self, batch: Mapping[str, torch.Tensor], agent: torch.nn.Module | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:

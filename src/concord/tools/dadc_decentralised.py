@@ -48,6 +48,8 @@ def _agent(conn: Any, k: int, alg: str, env: str, updates: Sequence[str], env_in
                   "log_prob": np.zeros((n_env, limit + 1), np.float32),
                   "reward": np.zeros((n_env, limit + 1), np.float32),
                   "filled": np.zeros((n_env, limit + 1), np.float32)}
+            if mac.naf and mac.pset.discrete:  # NAF's action a_t (the prescription logits) beside θ_t
+                ep["action"] = np.zeros((n_env, limit + 1, mac.pset.n_params), np.float32)
             record.append(ep)
             continue
         _, t, z, local_obs, avail = msg  # (E, dz), (E, obs_dim), (E, n_actions)
@@ -63,6 +65,8 @@ def _agent(conn: Any, k: int, alg: str, env: str, updates: Sequence[str], env_in
             continue
         theta, logp = mac.prescribe(torch.from_numpy(z), np.arange(n_env))
         ep["theta"][:, t], ep["log_prob"][:, t], ep["filled"][:, t] = theta.numpy(), logp.numpy(), 1.0
+        if "action" in ep:
+            ep["action"][:, t] = mac.last_action.numpy()
         p = mac.pset.local_log_probs(theta, torch.from_numpy(local_obs), k).exp().numpy() * avail  # (E, A)
         p = p / p.sum(-1, keepdims=True)
         action = (np.cumsum(p, -1) < own.random((n_env, 1))).sum(-1).clip(max=p.shape[-1] - 1)  # (E,)
