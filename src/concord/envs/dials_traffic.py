@@ -121,6 +121,23 @@ class TrafficRegion(LocalModel):
         return np.concatenate([x["occ"][..., : CELLS - 1].reshape(n, self.dset_shape), light], -1).astype(np.float32)
 
 
+def setup_grid(env: LocalFormEnv, n_agents: int, inflow_prob: float, episode_limit: int,
+               spillback_influence: bool) -> int:
+    """Check a grid's arguments (one-line errors) and set the sizes every traffic model shares; returns √N."""
+    side = math.isqrt(int(n_agents))
+    if side * side != n_agents or side < 1:
+        raise ConfigError(f"dials_traffic: n_agents must be a perfect square (4, 25, 49, 100), got {n_agents}")
+    if not 0.0 <= inflow_prob <= 1.0 or episode_limit < 1:
+        raise ConfigError("dials_traffic: inflow_prob must be in [0, 1] and episode_limit >= 1")
+    env.local = env.local_model(n_agents=n_agents, inflow_prob=inflow_prob, episode_limit=episode_limit,
+                                spillback_influence=spillback_influence)
+    env.side, env.n_agents, env.n_actions = side, int(n_agents), 2
+    env.episode_limit, env.inflow_prob = int(episode_limit), float(inflow_prob)
+    env.obs_shape, env.state_shape = env.local.obs_shape, env.n_agents * env.local.obs_shape
+    env.extras_shapes = {"influence": (env.n_agents, env.local.n_sources), "agent_reward": (env.n_agents,)}
+    return side
+
+
 class _TrafficModel:
     """``traffic_model: sumo`` builds the SUMO GS (``concord.envs.dials_traffic_sumo``) instead of the surrogate.
     (A base of its own, so that ``inspect.signature(DialsTrafficEnv)`` still reads ``__init__``'s keywords.)"""
@@ -143,18 +160,8 @@ class DialsTrafficEnv(_TrafficModel, LocalFormEnv):
         if traffic_model not in TRAFFIC_MODELS:
             raise ConfigError(f"dials_traffic: traffic_model must be one of {', '.join(TRAFFIC_MODELS)}, got "
                               f"{traffic_model!r}")
-        side = math.isqrt(int(n_agents))
-        if side * side != n_agents or side < 1:
-            raise ConfigError(f"dials_traffic: n_agents must be a perfect square (4, 25, 49, 100), got {n_agents}")
-        if not 0.0 <= inflow_prob <= 1.0 or episode_limit < 1:
-            raise ConfigError("dials_traffic: inflow_prob must be in [0, 1] and episode_limit >= 1")
         super().__init__(num_envs, seed)
-        self.local = self.local_model(n_agents=n_agents, inflow_prob=inflow_prob, episode_limit=episode_limit,
-                                      spillback_influence=spillback_influence)
-        self.side, self.n_agents, self.n_actions = side, int(n_agents), 2
-        self.episode_limit, self.inflow_prob = int(episode_limit), float(inflow_prob)
-        self.obs_shape, self.state_shape = self.local.obs_shape, self.n_agents * self.local.obs_shape
-        self.extras_shapes = {"influence": (self.n_agents, self.local.n_sources), "agent_reward": (self.n_agents,)}
+        side = setup_grid(self, n_agents, inflow_prob, episode_limit, spillback_influence)
         # neighbours along each lane's direction of travel: upstream feeds lane k, downstream receives from it
         n, ids = side, np.arange(self.n_agents)
         row, col = ids // n, ids % n

@@ -44,7 +44,6 @@ IALS workers of ``runner=dials`` build from them) but its ``step`` raises a ``Co
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing as mp
 import os
 import shutil
@@ -59,7 +58,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from concord.envs.base import EnvObs, StepResult
-from concord.envs.dials_traffic import CELLS, EW, N_LANES, NS, TrafficRegion, light_update
+from concord.envs.dials_traffic import CELLS, EW, N_LANES, NS, TrafficRegion, light_update, setup_grid
 from concord.envs.local_form import LocalFormEnv, LocalState
 from concord.envs.seeding import Seed
 from concord.errors import ConfigError
@@ -322,18 +321,8 @@ class DialsTrafficSumoEnv(LocalFormEnv):
     def __init__(self, num_envs: int = 1, seed: Seed = None, n_agents: int = 4, inflow_prob: float = 0.1,
                  episode_limit: int = 300, spillback_influence: bool = True) -> None:
         _, sumo_home = import_sumo()
-        side = math.isqrt(int(n_agents))
-        if side * side != n_agents or side < 1:
-            raise ConfigError(f"dials_traffic: n_agents must be a perfect square (4, 25, 49, 100), got {n_agents}")
-        if not 0.0 <= inflow_prob <= 1.0 or episode_limit < 1:
-            raise ConfigError("dials_traffic: inflow_prob must be in [0, 1] and episode_limit >= 1")
         super().__init__(num_envs, seed)
-        self.local = self.local_model(n_agents=n_agents, inflow_prob=inflow_prob, episode_limit=episode_limit,
-                                      spillback_influence=spillback_influence)
-        self.side, self.n_agents, self.n_actions = side, int(n_agents), 2
-        self.episode_limit, self.inflow_prob = int(episode_limit), float(inflow_prob)
-        self.obs_shape, self.state_shape = self.local.obs_shape, self.n_agents * self.local.obs_shape
-        self.extras_shapes = {"influence": (self.n_agents, self.local.n_sources), "agent_reward": (self.n_agents,)}
+        side = setup_grid(self, n_agents, inflow_prob, episode_limit, spillback_influence)
         self.workdir = tempfile.mkdtemp(prefix="concord_sumo_")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, True)
         self.layout = build_grid(side, self.workdir, sumo_home)

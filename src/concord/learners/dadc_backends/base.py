@@ -35,6 +35,13 @@ class Backend:
         """Update on one batch of common information (B, T, ...); returns each gradient step's statistics."""
         raise NotImplementedError
 
+    def ais_steps(self, cb: Batch) -> list[dict[str, float]]:
+        """One Adam step on L_AIS alone (eq. 4), for back ends whose critic and actor steps do not carry it."""
+        if not self.net.use_ais:
+            return []
+        _, loss, stats = self.learner.ais(cb)
+        return [self.learner.step(loss, stats)]
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -60,10 +60,7 @@ class NAF(Backend):
 
     def train(self, cb: Batch) -> list[dict[str, float]]:
         L, a = self.learner, self.args
-        steps = []
-        if self.net.use_ais:
-            _, loss_ais, st = L.ais(cb)
-            steps.append(L.step(loss_ais, st))
+        steps = self.ais_steps(cb)
         self.add(cb)
         data = {k: v[: self.size] for k, v in self.replay.items()}
         with torch.no_grad():

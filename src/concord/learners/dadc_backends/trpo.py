@@ -57,10 +57,7 @@ class TRPO(Backend):
 
     def train(self, cb: Batch) -> list[dict[str, float]]:
         L, a = self.learner, self.args
-        steps = []
-        if self.net.use_ais:
-            _, loss_ais, st = L.ais(cb)
-            steps.append(L.step(loss_ais, st))
+        steps = self.ais_steps(cb)
         prep = gae_targets(L, cb, a.dadc_gae_lambda)
         with torch.no_grad():
             x = L.features(cb)[:, :-1]  # (B, T-1, d)
