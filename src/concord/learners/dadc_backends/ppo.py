@@ -12,10 +12,10 @@ from concord.learners.on_policy import masked_mean
 
 
 def gae_targets(learner, cb: Batch, lam: float) -> Batch:
-    """GAE(λ) advantages, normalised over the batch's steps, and the λ-return targets: (B, T-1) each. X is the
-    AIS of ``cb`` as the learner's network computes it now (no gradient)."""
+    """GAE(λ) advantages, normalised over the batch's steps, and the λ-return targets: (B, T-1) each; and X (B, T, d),
+    the AIS of ``cb`` as the learner's network computes it now (no gradient), for a caller that needs it too."""
     with torch.no_grad():
-        x, _, _ = learner.ais(cb)
+        x = learner.features(cb)  # (B, T, d)
         v = learner.net.value(x)  # (B, T)
         mask = cb["filled"][:, :-1]  # (B, T-1)
         step = (lambda y: y[:, :-1, None])  # (B, T) -> (B, T-1, 1): one value head
@@ -24,7 +24,7 @@ def gae_targets(learner, cb: Batch, lam: float) -> Batch:
         adv, ret = adv[..., 0], ret[..., 0]  # (B, T-1)
         m = mask.bool()
         norm = (adv - adv[m].mean()) / (adv[m].std() + 1e-8) if m.sum() > 1 else adv
-    return {"adv": norm, "ret": ret}
+    return {"adv": norm, "ret": ret, "x": x}
 
 
 class PPO(Backend):
@@ -32,6 +32,7 @@ class PPO(Backend):
 
     def train(self, cb: Batch) -> list[dict[str, float]]:
         prep = gae_targets(self.learner, cb, self.args.dadc_gae_lambda)
+        prep.pop("x")  # each minibatch recomputes X with its gradient for L_AIS
         n = cb["filled"].shape[0]
         steps = []
         for _ in range(self.args.dadc_ppo_epochs):

@@ -59,8 +59,7 @@ class TRPO(Backend):
         L, a = self.learner, self.args
         steps = self.ais_steps(cb)
         prep = gae_targets(L, cb, a.dadc_gae_lambda)
-        with torch.no_grad():
-            x = L.features(cb)[:, :-1]  # (B, T-1, d)
+        x = prep["x"][:, :-1]  # (B, T-1, d), the AIS after this update's AIS step
         m = cb["filled"][:, :-1].bool()  # (B, T-1)
         xs, th, adv, ret = x[m], cb["theta"][:, :-1][m], prep["adv"][m], prep["ret"][m]  # (N, d), (N, dθ), (N,)
         pol = self.policy_step(xs, th, adv)
